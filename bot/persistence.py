@@ -1,0 +1,101 @@
+"""PTB persistence in the application's own database.
+
+Conversation states and user data are written after every update (see `GridApplication`), not only
+on PTB's periodic flush, so a SIGKILL mid-flow resumes the worker at the same step with the draft.
+"""
+
+from __future__ import annotations
+
+import json
+from copy import deepcopy
+
+from telegram.ext import BasePersistence, PersistenceInput
+from telegram.ext._utils.types import ConversationDict, ConversationKey
+
+from bot.db import Database
+from models import state
+
+USER_DATA = "user_data"
+CHAT_DATA = "chat_data"
+BOT_DATA = "bot_data"
+
+
+def _conv_kind(name: str) -> str:
+    return f"conv:{name}"
+
+
+class DatabasePersistence(BasePersistence[dict, dict, dict]):
+    def __init__(self, db: Database, update_interval: float = 5) -> None:
+        super().__init__(
+            store_data=PersistenceInput(bot_data=True, chat_data=True, user_data=True, callback_data=False),
+            update_interval=update_interval,
+        )
+        self.db = db
+
+    # -- reads (once, at start-up) --------------------------------------------------------------
+
+    async def _load(self, kind: str) -> dict[str, object]:
+        async with self.db.session() as session:
+            return await state.load_kind(session, kind)
+
+    async def get_user_data(self) -> dict[int, dict]:
+        return {int(k): v for k, v in (await self._load(USER_DATA)).items()}  # type: ignore[misc]
+
+    async def get_chat_data(self) -> dict[int, dict]:
+        return {int(k): v for k, v in (await self._load(CHAT_DATA)).items()}  # type: ignore[misc]
+
+    async def get_bot_data(self) -> dict:
+        return deepcopy((await self._load(BOT_DATA)).get("bot", {}))  # type: ignore[return-value]
+
+    async def get_callback_data(self) -> None:
+        return None
+
+    async def get_conversations(self, name: str) -> ConversationDict:
+        rows = await self._load(_conv_kind(name))
+        return {tuple(json.loads(k)): v for k, v in rows.items()}
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def _put(self, kind: str, key: str, data: object) -> None:
+        async with self.db.session() as session:
+            await state.put(session, kind, key, data)
+
+    async def _remove(self, kind: str, key: str) -> None:
+        async with self.db.session() as session:
+            await state.remove(session, kind, key)
+
+    async def update_user_data(self, user_id: int, data: dict) -> None:
+        await self._put(USER_DATA, str(user_id), data)
+
+    async def update_chat_data(self, chat_id: int, data: dict) -> None:
+        await self._put(CHAT_DATA, str(chat_id), data)
+
+    async def update_bot_data(self, data: dict) -> None:
+        await self._put(BOT_DATA, "bot", data)
+
+    async def update_callback_data(self, data: object) -> None:
+        return None
+
+    async def update_conversation(self, name: str, key: ConversationKey, new_state: object | None) -> None:
+        if new_state is None:
+            await self._remove(_conv_kind(name), json.dumps(list(key)))
+        else:
+            await self._put(_conv_kind(name), json.dumps(list(key)), new_state)
+
+    async def drop_user_data(self, user_id: int) -> None:
+        await self._remove(USER_DATA, str(user_id))
+
+    async def drop_chat_data(self, chat_id: int) -> None:
+        await self._remove(CHAT_DATA, str(chat_id))
+
+    async def refresh_user_data(self, user_id: int, user_data: dict) -> None:
+        return None
+
+    async def refresh_chat_data(self, chat_id: int, chat_data: dict) -> None:
+        return None
+
+    async def refresh_bot_data(self, bot_data: dict) -> None:
+        return None
+
+    async def flush(self) -> None:
+        return None  # every change is already written

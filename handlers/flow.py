@@ -1,0 +1,330 @@
+"""One helper for every guided conversation: ask, validate, re-prompt, edit, cancel, time out, resume.
+
+A flow is a list of `Step`s. Each step says how to ask for its value and which kinds of input it
+takes (text, photo, location, contact, /skip, /done, its own buttons). Input of any other kind gets
+"this step expects ..." and the flow stays on the step with the draft unchanged. A step handler
+returns the name of the next step (which is then asked), `STAY`, or `END`.
+
+The draft lives in `user_data["draft"]` (persisted after every update): {flow, id, step, data,
+touched, lang, editing, rev}. Buttons carry `<flow>:<draft id[:8]>:<action>[:<arg>]`, so a button
+from an earlier draft or another flow is recognised and answered harmlessly.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, TypeHandler, filters
+
+from bot import clock
+from bot.context import GridContext
+from bot.i18n import N_
+from handlers.common import esc, reply
+from models.errors import RuleError
+
+log = logging.getLogger(__name__)
+
+END = ConversationHandler.END
+STAY = None
+STALE = "__stale__"  # a step's button handler returns this for an action it does not know
+
+StepFn = Callable[[Update, GridContext, dict], Awaitable[str | None]]
+ButtonFn = Callable[[Update, GridContext, dict, str, str], Awaitable[str | None]]
+
+# Every command that opens a flow; each flow refuses to start while another is open.
+FLOW_COMMANDS: dict[str, str] = {}
+
+
+@dataclass
+class Step:
+    name: str
+    ask: Callable[[Update, GridContext, dict], Awaitable[None]]
+    expects: str  # N_() text: what the step takes, said when the input is of the wrong kind
+    on_text: StepFn | None = None
+    on_photo: StepFn | None = None
+    on_location: StepFn | None = None
+    on_contact: StepFn | None = None
+    on_skip: StepFn | None = None
+    on_done: StepFn | None = None
+    on_button: ButtonFn | None = None
+    main: bool = True  # while editing one field, leaving a main step returns to the summary
+
+
+def button(text: str, draft: dict, action: str, arg: str | int = "") -> InlineKeyboardButton:
+    data = f"{draft['flow']}:{draft['id'][:8]}:{action}"
+    if arg != "":
+        data += f":{arg}"
+    return InlineKeyboardButton(text, callback_data=data)
+
+
+def keyboard(rows: list[list[InlineKeyboardButton]]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([r for r in rows if r])
+
+
+def rule_message(context: GridContext, err: RuleError, messages: dict[str, str]) -> str:
+    """The user's-language text for a RuleError (`messages` maps codes to N_() texts)."""
+    return context._(messages.get(err.code, N_("That was not accepted."))).format(**err.details)
+
+
+class Flow:
+    """A guided conversation built from steps; `handler()` gives the PTB ConversationHandler."""
+
+    def __init__(
+        self,
+        name: str,
+        title: str,
+        command: str,
+        steps: list[Step],
+        confirm: str,
+        begin: Callable[[Update, GridContext], Awaitable[dict | None]],
+        entry: list[BaseHandler] | None = None,
+    ) -> None:
+        self.name, self.title, self.command = name, title, command
+        self.steps = {s.name: s for s in steps}
+        self.first = steps[0].name
+        self.confirm = confirm
+        self.begin = begin  # returns the draft's initial data, or None when the user may not start
+        self.extra_entry = entry or []
+        FLOW_COMMANDS[command] = name
+
+    # -- draft ----------------------------------------------------------------------------------
+
+    def new_draft(self, context: GridContext, data: dict) -> dict:
+        return {
+            "flow": self.name, "id": uuid.uuid4().hex, "step": self.first, "data": data,
+            "touched": clock.now().isoformat(), "lang": context.lang, "editing": False, "rev": 0,
+        }
+
+    def expired(self, context: GridContext, draft: dict) -> bool:
+        timeout = timedelta(minutes=context.settings.conversation_timeout_minutes)
+        return clock.now() - datetime.fromisoformat(draft["touched"]) > timeout
+
+    # -- moving between steps -------------------------------------------------------------------
+
+    async def goto(self, update: Update, context: GridContext, draft: dict, nxt: str | None, current: str) -> object:
+        if nxt is STAY:
+            return None
+        if nxt == END:
+            context.draft = None
+            return END
+        if draft.get("editing") and current != self.confirm and nxt != current and self.steps[nxt].main:
+            nxt, draft["editing"] = self.confirm, False
+        draft["step"] = nxt
+        await self.steps[nxt].ask(update, context, draft)
+        return nxt
+
+    async def start(self, update: Update, context: GridContext) -> object:
+        open_draft = context.draft
+        if open_draft is not None:
+            if open_draft["flow"] in FLOW_BY_NAME and not FLOW_BY_NAME[open_draft["flow"]].expired(context, open_draft):
+                await FLOW_BY_NAME[open_draft["flow"]].offer_resume(update, context, open_draft)
+                return END if open_draft["flow"] != self.name else None
+            context.draft = None  # a leftover from a flow that timed out while the bot was down
+        data = await self.begin(update, context)
+        if data is None:
+            return END
+        draft = self.new_draft(context, data)
+        context.draft = draft
+        return await self.goto(update, context, draft, self.first, current="")
+
+    async def offer_resume(self, update: Update, context: GridContext, draft: dict) -> None:
+        step = self.steps[draft["step"]]
+        await reply(
+            update, context,
+            context._("You have an unfinished {flow} (at: {step}). Continue it, or discard it first?").format(
+                flow=context._(self.title), step=context._(step.expects)
+            ),
+            reply_markup=keyboard([[button(context._("▶️ Continue"), draft, "resume"), button(context._("🗑 Discard"), draft, "discard")]]),
+        )
+
+    # -- wrapping step handlers -----------------------------------------------------------------
+
+    def _wrap(self, step: Step, fn: StepFn) -> Callable[[Update, GridContext], Awaitable[object]]:
+        async def run(update: Update, context: GridContext) -> object:
+            draft = await self._live_draft(update, context)
+            if draft is None:
+                return END
+            nxt = await fn(update, context, draft)
+            draft["touched"] = clock.now().isoformat()
+            return await self.goto(update, context, draft, nxt, step.name)
+
+        return run
+
+    def _wrap_button(self, step: Step) -> Callable[[Update, GridContext], Awaitable[object]]:
+        async def run(update: Update, context: GridContext) -> object:
+            query = update.callback_query
+            assert query is not None and query.data is not None
+            draft = await self._live_draft(update, context)
+            if draft is None:
+                await _answer(query, None)
+                return END
+            _flow, draft_key, action, *rest = (query.data.split(":", 3) + [""])[:4]
+            arg = rest[0] if rest else ""
+            if draft_key != draft["id"][:8]:
+                await _answer(query, context._("This button belongs to an earlier form; it does nothing now."))
+                return None
+            context.notice = None
+            if action == "resume":
+                await _answer(query, None)
+                await step.ask(update, context, draft)
+                return None
+            if action == "discard":
+                await _answer(query, context._("Discarded."))
+                return await self._discard(update, context)
+            nxt = await step.on_button(update, context, draft, action, arg) if step.on_button else STALE
+            if nxt == STALE:
+                await _answer(query, context._("That button is no longer active at this step."))
+                return None
+            await _answer(query, context.notice)
+            draft["touched"] = clock.now().isoformat()
+            return await self.goto(update, context, draft, nxt, step.name)
+
+        return run
+
+    async def _live_draft(self, update: Update, context: GridContext) -> dict | None:
+        """The draft this conversation works on, or None after telling the user why it ended."""
+        draft = context.draft
+        if draft is None or draft.get("flow") != self.name:
+            await reply(update, context, context._("That form is no longer open. Send /{command} to start again.").format(command=self.command))
+            return None
+        if self.expired(context, draft):
+            await self._say_timed_out(context, update.effective_chat.id, draft)
+            context.draft = None
+            return None
+        return draft
+
+    def _wrong_kind(self, step: Step) -> Callable[[Update, GridContext], Awaitable[object]]:
+        async def run(update: Update, context: GridContext) -> object:
+            draft = await self._live_draft(update, context)
+            if draft is None:
+                return END
+            await reply(update, context, context._("This step expects: {what}").format(what=context._(step.expects)))
+            return None
+
+        return run
+
+    async def _cancel(self, update: Update, context: GridContext) -> object:
+        context.draft = None
+        await reply(update, context, context._("Cancelled. The {flow} draft was discarded; nothing was saved.").format(flow=context._(self.title)))
+        return END
+
+    async def _discard(self, update: Update, context: GridContext) -> object:
+        context.draft = None
+        await reply(update, context, context._("The {flow} draft was discarded; nothing was saved.").format(flow=context._(self.title)))
+        return END
+
+    async def _flow_command_while_open(self, update: Update, context: GridContext) -> object:
+        draft = context.draft
+        if draft is None or draft.get("flow") != self.name:
+            return END
+        await self.offer_resume(update, context, draft)
+        return None
+
+    async def _say_timed_out(self, context: GridContext, chat_id: int, draft: dict) -> None:
+        context.lang = draft.get("lang", context.lang)
+        await context.bot.send_message(
+            chat_id,
+            context._("⏰ No reply for {minutes} minutes, so the {flow} form was closed and its draft discarded. Send /{command} to start again.").format(
+                minutes=context.settings.conversation_timeout_minutes, flow=context._(self.title), command=self.command
+            ),
+        )
+
+    async def _on_timeout(self, update: object, context: GridContext) -> None:
+        draft = context.draft
+        if isinstance(update, Update) and update.effective_chat and draft and draft.get("flow") == self.name:
+            context.draft = None
+            await self._say_timed_out(context, update.effective_chat.id, draft)
+
+    # -- the PTB handler ------------------------------------------------------------------------
+
+    def handler(self, timeout_minutes: int) -> ConversationHandler:
+        flow_cmds = sorted(FLOW_COMMANDS)
+        states: dict[object, list[BaseHandler]] = {}
+        for step in self.steps.values():
+            hs: list[BaseHandler] = [CallbackQueryHandler(self._wrap_button(step), pattern=f"^{self.name}:")]
+            if step.on_skip:
+                hs.append(CommandHandler("skip", self._wrap(step, step.on_skip)))
+            if step.on_done:
+                hs.append(CommandHandler("done", self._wrap(step, step.on_done)))
+            if step.on_text:
+                hs.append(MessageHandler(filters.TEXT & ~filters.COMMAND & ~filters.FORWARDED, self._wrap(step, step.on_text)))
+            if step.on_photo:
+                hs.append(MessageHandler(filters.PHOTO & ~filters.FORWARDED, self._wrap(step, step.on_photo)))
+            if step.on_location:
+                hs.append(MessageHandler(filters.LOCATION & ~filters.FORWARDED, self._wrap(step, step.on_location)))
+            if step.on_contact:
+                hs.append(MessageHandler(filters.CONTACT, self._wrap(step, step.on_contact)))
+            hs.append(CommandHandler(["skip", "done"], self._wrong_kind(step)))
+            hs.append(MessageHandler(~filters.COMMAND, self._wrong_kind(step)))
+            states[step.name] = hs
+        states[ConversationHandler.TIMEOUT] = [TypeHandler(Update, self._on_timeout)]
+        return ConversationHandler(
+            entry_points=[CommandHandler(self.command, self.start), *self.extra_entry],
+            states=states,
+            fallbacks=[
+                CommandHandler("cancel", self._cancel),
+                CommandHandler(flow_cmds, self._flow_command_while_open),
+            ],
+            name=self.name,
+            persistent=True,
+            conversation_timeout=timedelta(minutes=timeout_minutes),
+            allow_reentry=False,
+        )
+
+    async def sweep_on_startup(self, app, user_data: dict[int, dict]) -> None:  # noqa: ANN001
+        """After a restart PTB has no timeout jobs: schedule one per open draft of this flow."""
+        for user_id, data in user_data.items():
+            draft = data.get("draft")
+            if not draft or draft.get("flow") != self.name:
+                continue
+            due = datetime.fromisoformat(draft["touched"]) + timedelta(minutes=app.settings.conversation_timeout_minutes)
+            app.job_queue.run_once(
+                self._startup_timeout, when=max(due - clock.now(), timedelta(seconds=1)),
+                user_id=user_id, chat_id=user_id, data=draft["id"], name=f"flow-timeout:{user_id}",
+            )
+
+    async def _startup_timeout(self, context: GridContext) -> None:
+        draft = context.draft
+        if not draft or draft["id"] != context.job.data or not self.expired(context, draft):
+            return  # the user came back (or finished) since the restart
+        context.draft = None
+        await self._say_timed_out(context, context.job.chat_id, draft)
+
+
+FLOW_BY_NAME: dict[str, Flow] = {}
+
+
+def register_flow(flow: Flow) -> Flow:
+    FLOW_BY_NAME[flow.name] = flow
+    return flow
+
+
+async def _answer(query, text: str | None) -> None:  # noqa: ANN001
+    try:
+        await query.answer(text)
+    except BadRequest:
+        log.info("callback query too old to answer")
+
+
+async def stale_button(update: Update, context: GridContext) -> None:
+    """Any button no open conversation claimed: an old keyboard, a finished or foreign draft."""
+    query = update.callback_query
+    assert query is not None
+    draft = context.draft
+    parts = (query.data or "").split(":")
+    if draft and len(parts) >= 3 and parts[1] == draft["id"][:8] and parts[2] == "discard":
+        # A draft whose conversation state was lost (e.g. a crash between two writes): let it go.
+        context.draft = None
+        await _answer(query, context._("Discarded."))
+        return
+    await _answer(query, context._("This button has expired; it belongs to a form that is already closed."))
+
+
+def summary_line(label: str, value: str) -> str:
+    return f"<b>{esc(label)}</b>: {value}"

@@ -1,0 +1,239 @@
+"""Joining (`/start <code>`), `/help`, `/lang`, the command menu, and what falls outside any flow.
+
+```mermaid
+stateDiagram-v2
+    [*] --> NAME: /start CODE (valid invitation) or first /start of a configured admin
+    NAME --> PHONE: display name
+    PHONE --> [*]: shared contact, typed number or /skip
+```
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from telegram import (
+    BotCommand, BotCommandScopeChat, BotCommandScopeDefault, InlineKeyboardButton, KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import TelegramError
+
+from bot.context import GridContext
+from bot.i18n import N_, gettext_for
+from bot.settings import SUPPORTED_LANGUAGES
+from handlers.common import esc, not_registered_text, reply, role_name
+from handlers.flow import END, STAY, Flow, Step, keyboard, register_flow, rule_message
+from models.errors import RuleError
+from models.tables import Role
+from models.text import one_line
+from models.users import Member, get_member, grids_by_ids, redeem_invitation, register_configured_admin, set_language, set_profile
+
+log = logging.getLogger(__name__)
+
+ALL = (Role.WORKER, Role.SUPERVISOR, Role.ADMIN)
+# (command, one line of help, roles that may use it) — /help and the command menu both come from here.
+COMMANDS: list[tuple[str, str, tuple[Role, ...]]] = [
+    ("visit", N_("log a home visit"), ALL),
+    ("my", N_("my visits and my grid's coverage"), ALL),
+    ("invite", N_("invite someone: /invite worker|supervisor|admin GRID[,GRID]"), (Role.ADMIN,)),
+    ("grid_add", N_("add a grid: /grid_add CODE NAME"), (Role.ADMIN,)),
+    ("lang", N_("switch language (中文 / English)"), ALL),
+    ("cancel", N_("cancel the form you are filling in"), ALL),
+    ("help", N_("the commands you can use"), ALL),
+]
+GUEST_COMMANDS = [("start", N_("join gridbot with your invitation code")), ("help", N_("how to join"))]
+
+NAME, PHONE = "NAME", "PHONE"
+JOIN_RULES = {
+    "invite_unknown": N_("This invitation code is not valid. Check the link, or ask your administrator for a new one."),
+    "invite_used": N_("This invitation has already been used. Ask your administrator for a new one."),
+    "invite_expired": N_("This invitation has expired. Ask your administrator for a new one."),
+    "already_registered": N_("You are already registered; the invitation was not used."),
+}
+
+
+def commands_for(role: Role | None) -> list[tuple[str, str]]:
+    if role is None:
+        return GUEST_COMMANDS
+    return [(c, d) for c, d, roles in COMMANDS if role in roles]
+
+
+def help_text(context: GridContext) -> str:
+    member = context.member
+    if member is None or not member.active:
+        return not_registered_text(context)
+    lines = [context._("You are a {role}. Your commands:").format(role=role_name(context, member.role))]
+    lines += [f"/{cmd} — {esc(context._(desc))}" for cmd, desc in commands_for(member.role)]
+    return "\n".join(lines)
+
+
+async def set_menu(context: GridContext, member: Member, language: str) -> None:
+    """The Telegram command menu of one user: their role's commands in their language."""
+    t = gettext_for(language)
+    commands = [BotCommand(c, t(d)[:256]) for c, d in commands_for(member.role)]
+    try:
+        await context.bot.set_my_commands(commands, scope=BotCommandScopeChat(member.telegram_id))
+    except TelegramError:
+        log.warning("could not set the command menu of user %s", member.id)
+
+
+async def set_default_menus(bot, default_language: str) -> None:  # noqa: ANN001
+    """Guests see /start and /help, in Chinese by default and in English for English clients."""
+    for language, code in ((default_language, None), ("en", "en"), ("zh_CN", "zh")):
+        t = gettext_for(language)
+        await bot.set_my_commands([BotCommand(c, t(d)) for c, d in GUEST_COMMANDS], scope=BotCommandScopeDefault(), language_code=code)
+
+
+# -- /start and joining ----------------------------------------------------------------------
+
+
+async def begin_join(update: Update, context: GridContext) -> dict | None:
+    user = update.effective_user
+    assert user is not None
+    code = context.args[0] if context.args else None
+    member = context.member
+    if member is not None:
+        if not member.active:
+            await reply(update, context, context._("Your gridbot account has been deactivated. Ask your street office if this is a mistake."))
+        else:
+            prefix = context._("You are already registered; the invitation was not used.") + "\n\n" if code else ""
+            await reply(update, context, prefix + context._("Welcome back, {name}!").format(name=esc(member.display_name or user.first_name)) + "\n\n" + help_text(context))
+        return None
+    async with context.db.session() as session:
+        if code:
+            try:
+                member = await redeem_invitation(session, code[:64], user.id, user.full_name[:64], context.lang)
+            except RuleError as err:
+                await reply(update, context, rule_message(context, err, JOIN_RULES))
+                return None
+        elif user.id in context.settings.admin_telegram_ids:
+            member = await register_configured_admin(session, user.id, user.full_name[:64], context.lang)
+        else:
+            await reply(update, context, not_registered_text(context))
+            return None
+        grids = await grids_by_ids(session, member.grid_ids)
+    context.member = member
+    await set_menu(context, member, context.lang)
+    grid_text = "、".join(f"{g.code} {g.name}" for g in grids) or "—"
+    await reply(update, context, context._("Welcome to gridbot! You joined as {role}; grids: {grids}.").format(
+        role=role_name(context, member.role), grids=esc(grid_text)))
+    return {"telegram_name": user.full_name[:64]}
+
+
+async def ask_name(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(update, context, context._("What name should colleagues see? Send your name (e.g. 王芳)."))
+
+
+async def name_text(update: Update, context: GridContext, draft: dict) -> str | None:
+    name = one_line(update.message.text)
+    if not 1 <= len(name) <= 32:
+        await reply(update, context, context._("Please send a name of 1 to 32 characters."))
+        return STAY
+    draft["data"]["name"] = name
+    return PHONE
+
+
+async def ask_phone(update: Update, context: GridContext, draft: dict) -> None:
+    markup = ReplyKeyboardMarkup([[KeyboardButton(context._("📱 Share my phone number"), request_contact=True)], ["/skip"]],
+                                 resize_keyboard=True, one_time_keyboard=True)
+    await reply(update, context, context._("Share your phone number with the button below (supervisors use it to reach you), type it, or /skip."),
+                reply_markup=markup)
+
+
+_PHONE = re.compile(r"^\+?\d[\d\- ]{5,18}\d$")
+
+
+async def phone_contact(update: Update, context: GridContext, draft: dict) -> str | None:
+    contact = update.message.contact
+    if contact.user_id != update.effective_user.id:
+        await reply(update, context, context._("Please share your own number with the button, type it, or /skip."))
+        return STAY
+    return await _finish_join(update, context, draft, contact.phone_number)
+
+
+async def phone_text(update: Update, context: GridContext, draft: dict) -> str | None:
+    phone = one_line(update.message.text)
+    if not _PHONE.match(phone):
+        await reply(update, context, context._("That does not look like a phone number. Type it like 13812345678, share it with the button, or /skip."))
+        return STAY
+    return await _finish_join(update, context, draft, phone)
+
+
+async def phone_skip(update: Update, context: GridContext, draft: dict) -> str | None:
+    return await _finish_join(update, context, draft, None)
+
+
+async def _finish_join(update: Update, context: GridContext, draft: dict, phone: str | None) -> str:
+    member = context.member
+    assert member is not None
+    async with context.db.session() as session:
+        await set_profile(session, member.id, display_name=draft["data"]["name"], phone=phone)
+    await reply(update, context, context._("Thank you, {name}. You are all set.").format(name=esc(draft["data"]["name"])),
+                reply_markup=ReplyKeyboardRemove())
+    await reply(update, context, help_text(context))
+    return END
+
+
+JOIN_FLOW = register_flow(Flow(
+    name="join",
+    title=N_("registration"),
+    command="start",
+    confirm=PHONE,
+    begin=begin_join,
+    steps=[
+        Step(NAME, ask_name, N_("your name as text"), on_text=name_text),
+        Step(PHONE, ask_phone, N_("your phone number (button or typed), or /skip"), on_contact=phone_contact, on_text=phone_text, on_skip=phone_skip),
+    ],
+))
+
+
+# -- help, language, and what falls outside any flow ------------------------------------------
+
+
+async def help_command(update: Update, context: GridContext) -> None:
+    await reply(update, context, help_text(context))
+
+
+LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}
+
+
+async def lang_command(update: Update, context: GridContext) -> None:
+    rows = [[_lang_button(code)] for code in SUPPORTED_LANGUAGES]
+    await reply(update, context, context._("Choose your language:"), reply_markup=keyboard(rows))
+
+
+def _lang_button(code: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(LANGUAGE_NAMES[code], callback_data=f"lang:{code}")
+
+
+async def lang_button(update: Update, context: GridContext) -> None:
+    query = update.callback_query
+    code = (query.data or "").removeprefix("lang:")
+    member = context.member
+    if code not in SUPPORTED_LANGUAGES or member is None:
+        await query.answer()
+        return
+    async with context.db.session() as session:
+        await set_language(session, member.id, code)
+        member = await get_member(session, member.telegram_id)
+    context.lang, context.member = code, member
+    if context.draft is not None:
+        context.draft["lang"] = code
+    await query.answer()
+    await query.edit_message_text(context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code]))
+    await set_menu(context, member, code)
+
+
+async def cancel_outside_flow(update: Update, context: GridContext) -> None:
+    await reply(update, context, context._("There is nothing to cancel."))
+
+
+async def outside_any_flow(update: Update, context: GridContext) -> None:
+    """A message no flow is waiting for."""
+    if update.message is None:
+        return
+    if update.message.text and update.message.text.startswith("/"):
+        await reply(update, context, context._("Unknown command. Send /help to see yours."))
+    else:
+        await reply(update, context, context._("I am not waiting for anything right now. Send /help to see what you can do."))

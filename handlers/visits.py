@@ -1,0 +1,468 @@
+"""Home visits (入户走访): the `/visit` conversation and `/my`.
+
+```mermaid
+stateDiagram-v2
+    [*] --> HOUSEHOLD: /visit
+    HOUSEHOLD --> HOUSEHOLD: address text (paged results)
+    HOUSEHOLD --> PEOPLE: pick a household
+    HOUSEHOLD --> NEW_ADDRESS: ➕ new household
+    NEW_ADDRESS --> NEW_GRID: address (several grids)
+    NEW_ADDRESS --> NEW_TAGS: address (one grid)
+    NEW_GRID --> NEW_TAGS: grid
+    NEW_TAGS --> PEOPLE: done
+    PEOPLE --> SITUATION: 0-20
+    SITUATION --> NOTES: done (one or more)
+    NOTES --> PHOTOS: text or /skip
+    PHOTOS --> LOCATION: /done
+    LOCATION --> CONFIRM: location or /skip
+    CONFIRM --> [*]: save / cancel
+    CONFIRM --> HOUSEHOLD: edit a field (then back to CONFIRM)
+```
+Every state: /cancel discards the draft; a wrong kind of input is answered and the step stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from datetime import datetime
+
+from telegram import Update
+from telegram.error import TelegramError
+
+from bot import clock
+from bot.context import GridContext
+from bot.i18n import N_
+from handlers.common import esc, percent, reply, requires
+from handlers.flow import END, STALE, STAY, Flow, Step, button, keyboard, register_flow, rule_message, summary_line
+from models import stats
+from models.errors import RuleError
+from models.tables import Role
+from models.text import clean_text, mask_id_numbers
+from models.users import grids_by_ids, scope_grid_ids
+from models.visits import (
+    HOUSEHOLD_TAGS, MAX_NOTES, MAX_PEOPLE_MET, MAX_PHOTOS, SITUATIONS, VisitDraft, get_household, save_visit,
+    search_households, validate_address,
+)
+
+log = logging.getLogger(__name__)
+
+HOUSEHOLD, NEW_ADDRESS, NEW_GRID, NEW_TAGS = "HOUSEHOLD", "NEW_ADDRESS", "NEW_GRID", "NEW_TAGS"
+PEOPLE, SITUATION, NOTES, PHOTOS, LOCATION, CONFIRM = "PEOPLE", "SITUATION", "NOTES", "PHOTOS", "LOCATION", "CONFIRM"
+PAGE_SIZE = 6
+
+SITUATION_LABELS = {
+    "正常": N_("Normal"), "需帮扶": N_("Needs help"), "矛盾纠纷": N_("Dispute"),
+    "安全隐患": N_("Safety hazard"), "其他": N_("Other"),
+}
+TAG_LABELS = {
+    "独居老人": N_("Elderly living alone"), "困难家庭": N_("Family in hardship"), "退役军人": N_("Veteran"),
+    "残疾人": N_("Person with disability"), "留守儿童": N_("Left-behind child"),
+}
+RULE_MESSAGES = {
+    "address_length": N_("The address must be {min} to {max} characters, e.g. 3栋2单元501."),
+    "people_range": N_("The number of people met must be 0 to 20."),
+    "situation_required": N_("Choose at least one situation."),
+}
+
+
+def _labels(context: GridContext, values: list[str], table: dict[str, str]) -> str:
+    return "、".join(esc(context._(table.get(v, v))) for v in values) if values else "—"
+
+
+# -- step 1: household ------------------------------------------------------------------------
+
+
+async def ask_household(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(
+        update, context,
+        context._("🏠 <b>Step 1/7 · Household</b>\nType part of the address (e.g. <code>3栋2单元</code>) to find the household, or add a new one."),
+        reply_markup=keyboard([[button(context._("➕ New household"), draft, "new")]]),
+    )
+
+
+async def _results(context: GridContext, draft: dict) -> tuple[str, object]:
+    data = draft["data"]
+    query, page = data["query"], data.get("page", 0)
+    async with context.db.session() as session:
+        rows, total = await search_households(session, data["grid_ids"], query, page * PAGE_SIZE, PAGE_SIZE)
+    if total == 0:
+        text = context._("No household of your grids matches «{query}». Try another part of the address, or add it as a new household.").format(query=esc(query))
+    else:
+        pages = math.ceil(total / PAGE_SIZE)
+        text = context._("{total} households match «{query}» (page {page}/{pages}). Pick one:").format(
+            total=total, query=esc(query), page=page + 1, pages=pages
+        )
+    rows_kb = [[button(f"{r.address} · {r.grid_code}" + (" · " + "、".join(r.tags) if r.tags else ""), draft, "pick", r.id)] for r in rows]
+    nav = []
+    if page > 0:
+        nav.append(button(context._("◀️ Previous"), draft, "page", page - 1))
+    if (page + 1) * PAGE_SIZE < total:
+        nav.append(button(context._("Next ▶️"), draft, "page", page + 1))
+    return text, keyboard([*rows_kb, nav, [button(context._("➕ New household"), draft, "new")]])
+
+
+async def household_text(update: Update, context: GridContext, draft: dict) -> str | None:
+    query = clean_text(update.message.text)[:100]
+    if len(query) < 1:
+        await reply(update, context, context._("Type at least one character of the address."))
+        return STAY
+    draft["data"].update(query=query, page=0)
+    text, markup = await _results(context, draft)
+    await reply(update, context, text, reply_markup=markup)
+    return STAY
+
+
+async def household_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+    data = draft["data"]
+    if action == "new":
+        return NEW_ADDRESS
+    if action == "page" and arg.isdigit() and "query" in data:
+        data["page"] = int(arg)
+        text, markup = await _results(context, draft)
+        await update.callback_query.edit_message_text(text, reply_markup=markup)
+        return STAY
+    if action == "pick" and arg.isdigit():
+        async with context.db.session() as session:
+            household = await get_household(session, int(arg), data["grid_ids"])
+        if household is None:
+            context.notice = context._("That household is not in your grids (or no longer active).")
+            return STAY
+        data.update(household_id=household.id, address=household.address, grid_code=household.grid_code, new_household=None)
+        await update.callback_query.edit_message_text(context._("🏠 Household: {address}").format(address=esc(household.address)))
+        return PEOPLE
+    return STALE
+
+
+async def ask_new_address(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(update, context, context._("➕ Type the new household's address as building/unit/room, e.g. <code>3栋2单元501</code>."))
+
+
+async def new_address_text(update: Update, context: GridContext, draft: dict) -> str | None:
+    try:
+        address = validate_address(update.message.text)
+    except RuleError as err:
+        await reply(update, context, rule_message(context, err, RULE_MESSAGES))
+        return STAY
+    data = draft["data"]
+    data.update(household_id=None, address=address, new_household={"address": address, "tags": [], "grid_id": None})
+    if len(data["grid_ids"]) == 1:
+        data["new_household"]["grid_id"] = data["grid_ids"][0]
+        return NEW_TAGS
+    return NEW_GRID
+
+
+async def ask_new_grid(update: Update, context: GridContext, draft: dict) -> None:
+    async with context.db.session() as session:
+        grids = await grids_by_ids(session, draft["data"]["grid_ids"])
+    await reply(
+        update, context, context._("Which grid is this household in?"),
+        reply_markup=keyboard([[button(f"{g.code} · {g.name}", draft, "grid", g.id)] for g in grids]),
+    )
+
+
+async def new_grid_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+    data = draft["data"]
+    if action != "grid" or not arg.isdigit() or int(arg) not in data["grid_ids"]:
+        return STALE
+    data["new_household"]["grid_id"] = int(arg)
+    async with context.db.session() as session:
+        (grid,) = await grids_by_ids(session, [int(arg)])
+    data["grid_code"] = grid.code
+    await update.callback_query.edit_message_text(context._("Grid: {grid}").format(grid=esc(f"{grid.code} · {grid.name}")))
+    return NEW_TAGS
+
+
+def _toggle_markup(context: GridContext, draft: dict, options: tuple[str, ...], chosen: list[str], labels: dict[str, str]):  # noqa: ANN202
+    rows = [[button(("✅ " if v in chosen else "⬜ ") + context._(labels[v]), draft, "t", i)] for i, v in enumerate(options)]
+    rows.append([button(context._("Done ✔️"), draft, "done")])
+    return keyboard(rows)
+
+
+async def _toggle(update: Update, context: GridContext, draft: dict, arg: str, options: tuple[str, ...], chosen: list[str], labels: dict[str, str]) -> None:
+    if not arg.isdigit() or int(arg) >= len(options):
+        return
+    value = options[int(arg)]
+    if value in chosen:
+        chosen.remove(value)
+    else:
+        chosen.append(value)
+    chosen.sort(key=options.index)
+    await update.callback_query.edit_message_reply_markup(_toggle_markup(context, draft, options, chosen, labels))
+
+
+async def ask_new_tags(update: Update, context: GridContext, draft: dict) -> None:
+    tags = draft["data"]["new_household"]["tags"]
+    await reply(update, context, context._("Tags for this household (optional): tap to toggle, then Done."),
+                reply_markup=_toggle_markup(context, draft, HOUSEHOLD_TAGS, tags, TAG_LABELS))
+
+
+async def new_tags_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+    tags = draft["data"]["new_household"]["tags"]
+    if action == "t":
+        await _toggle(update, context, draft, arg, HOUSEHOLD_TAGS, tags, TAG_LABELS)
+        return STAY
+    if action == "done":
+        return await new_tags_done(update, context, draft)
+    return STALE
+
+
+async def new_tags_done(update: Update, context: GridContext, draft: dict) -> str | None:
+    return PEOPLE
+
+
+# -- steps 2-6 --------------------------------------------------------------------------------
+
+
+async def ask_people(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(update, context, context._("👥 <b>Step 2/7 · People met</b>\nHow many people did you meet? Send a number from 0 to 20."))
+
+
+_NUMBER = re.compile(r"^(\d{1,3})\s*(人|个|位|people|persons?)?$", re.IGNORECASE)
+
+
+async def people_text(update: Update, context: GridContext, draft: dict) -> str | None:
+    m = _NUMBER.match(clean_text(update.message.text))
+    if not m or not 0 <= int(m.group(1)) <= MAX_PEOPLE_MET:
+        await reply(update, context, context._("Please send a number from 0 to {max}, e.g. 2.").format(max=MAX_PEOPLE_MET))
+        return STAY
+    draft["data"]["people_met"] = int(m.group(1))
+    return SITUATION
+
+
+async def ask_situation(update: Update, context: GridContext, draft: dict) -> None:
+    chosen = draft["data"].setdefault("situations", [])
+    await reply(update, context, context._("📋 <b>Step 3/7 · Situation</b>\nTap every situation that applies, then Done."),
+                reply_markup=_toggle_markup(context, draft, SITUATIONS, chosen, SITUATION_LABELS))
+
+
+async def situation_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+    chosen = draft["data"].setdefault("situations", [])
+    if action == "t":
+        await _toggle(update, context, draft, arg, SITUATIONS, chosen, SITUATION_LABELS)
+        return STAY
+    if action == "done":
+        if not chosen:
+            context.notice = context._("Choose at least one situation.")
+            return STAY
+        await update.callback_query.edit_message_text(
+            context._("📋 Situation: {situations}").format(situations=_labels(context, chosen, SITUATION_LABELS))
+        )
+        return NOTES
+    return STALE
+
+
+async def ask_notes(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(update, context, context._("📝 <b>Step 4/7 · Notes</b>\nWrite what you found, or /skip."))
+
+
+async def notes_text(update: Update, context: GridContext, draft: dict) -> str | None:
+    notes = clean_text(update.message.text)
+    if len(notes) > MAX_NOTES:
+        await reply(update, context, context._("Notes can be at most {max} characters; yours has {n}. Please shorten them.").format(max=MAX_NOTES, n=len(notes)))
+        return STAY
+    draft["data"]["notes"] = mask_id_numbers(notes) or None
+    return PHOTOS
+
+
+async def notes_skip(update: Update, context: GridContext, draft: dict) -> str | None:
+    draft["data"]["notes"] = None
+    return PHOTOS
+
+
+async def ask_photos(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(update, context, context._("📷 <b>Step 5/7 · Photos</b>\nSend photos of the visit (none is fine), then /done."))
+
+
+async def photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
+    photos = draft["data"].setdefault("photos", [])
+    if len(photos) >= MAX_PHOTOS:
+        await reply(update, context, context._("That is already {max} photos, the most one visit keeps. Send /done.").format(max=MAX_PHOTOS))
+        return STAY
+    size = update.message.photo[-1]
+    try:
+        tg_file = await context.bot.get_file(size.file_id)
+        content = bytes(await tg_file.download_as_bytearray())
+    except TelegramError:
+        log.warning("photo download failed", exc_info=True)
+        await reply(update, context, context._("I could not fetch that photo from Telegram. Please send it again."))
+        return STAY
+    digest, _path = context.app.media.put(content)
+    photos.append({"file_id": size.file_id, "file_unique_id": size.file_unique_id, "sha256": digest})
+    await reply(update, context, context._("Photo {n} received. Send more, or /done.").format(n=len(photos)))
+    return STAY
+
+
+async def photos_done(update: Update, context: GridContext, draft: dict) -> str | None:
+    return LOCATION
+
+
+async def ask_location(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(update, context, context._("📍 <b>Step 6/7 · Location</b>\nShare your location (📎 → Location), or /skip."))
+
+
+async def location_received(update: Update, context: GridContext, draft: dict) -> str | None:
+    loc = update.message.location
+    draft["data"].update(latitude=loc.latitude, longitude=loc.longitude)
+    return CONFIRM
+
+
+async def location_skip(update: Update, context: GridContext, draft: dict) -> str | None:
+    draft["data"].update(latitude=None, longitude=None)
+    return CONFIRM
+
+
+# -- step 7: summary --------------------------------------------------------------------------
+
+EDITABLE = [(HOUSEHOLD, N_("Household")), (PEOPLE, N_("People met")), (SITUATION, N_("Situation")),
+            (NOTES, N_("Notes")), (PHOTOS, N_("Photos")), (LOCATION, N_("Location"))]
+
+
+def summary_text(context: GridContext, draft: dict) -> str:
+    d = draft["data"]
+    place = d.get("address", "?")
+    if d.get("new_household"):
+        place += " " + context._("(new household)")
+        if d["new_household"]["tags"]:
+            place += " · " + "、".join(d["new_household"]["tags"])
+    location = f"{d['latitude']:.5f}, {d['longitude']:.5f}" if d.get("latitude") is not None else context._("not given")
+    lines = [
+        context._("🧾 <b>Step 7/7 · Check and save the visit</b>"),
+        summary_line(context._("Household"), esc(place)),
+        summary_line(context._("Visited at"), datetime.fromisoformat(d["visited_at"]).astimezone(context.settings.tz).strftime("%Y-%m-%d %H:%M")),
+        summary_line(context._("People met"), str(d["people_met"])),
+        summary_line(context._("Situation"), _labels(context, d["situations"], SITUATION_LABELS)),
+        summary_line(context._("Notes"), esc(d["notes"]) if d.get("notes") else "—"),
+        summary_line(context._("Photos"), str(len(d.get("photos", [])))),
+        summary_line(context._("Location"), location),
+    ]
+    return "\n".join(lines)
+
+
+def _confirm_markup(context: GridContext, draft: dict):  # noqa: ANN202
+    rev = draft["rev"]
+    return keyboard([[button(context._("✅ Save"), draft, "save", rev), button(context._("✏️ Edit"), draft, "edit", rev),
+                      button(context._("❌ Cancel"), draft, "cancel", rev)]])
+
+
+async def ask_confirm(update: Update, context: GridContext, draft: dict) -> None:
+    draft["rev"] += 1  # buttons of an older summary of this draft stop working
+    await reply(update, context, summary_text(context, draft), reply_markup=_confirm_markup(context, draft))
+
+
+async def confirm_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+    query = update.callback_query
+    if action in ("save", "edit", "cancel", "back") and arg != str(draft["rev"]):
+        context.notice = context._("This summary is out of date; use the latest one below.")
+        return STAY
+    if action == "save":
+        return await _save(update, context, draft)
+    if action == "cancel":
+        await query.edit_message_text(summary_text(context, draft) + "\n\n" + context._("❌ Cancelled; nothing was saved."))
+        return END
+    if action == "edit":
+        rows = [[button(context._(label), draft, "field", step)] for step, label in EDITABLE]
+        rows.append([button(context._("↩️ Back"), draft, "back", draft["rev"])])
+        await query.edit_message_reply_markup(keyboard(rows))
+        return STAY
+    if action == "back":
+        await query.edit_message_reply_markup(_confirm_markup(context, draft))
+        return STAY
+    if action == "field" and arg in dict(EDITABLE):
+        await query.edit_message_reply_markup(None)
+        draft["editing"] = True
+        if arg == PHOTOS:
+            draft["data"]["photos"] = []  # editing photos means sending the set again
+        return arg
+    return STALE
+
+
+async def _save(update: Update, context: GridContext, draft: dict) -> str | None:
+    d, member = draft["data"], context.member
+    assert member is not None
+    visit = VisitDraft(
+        draft_id=draft["id"], worker_id=member.id, visited_at=datetime.fromisoformat(d["visited_at"]),
+        people_met=d["people_met"], situations=d["situations"], household_id=d.get("household_id"),
+        new_household=d.get("new_household"), notes=d.get("notes"), photos=d.get("photos", []),
+        latitude=d.get("latitude"), longitude=d.get("longitude"),
+    )
+    async with context.db.session() as session:
+        scope = await scope_grid_ids(session, member)
+        if visit.household_id is not None and await get_household(session, visit.household_id, scope) is None:
+            context.notice = context._("That household is no longer in your grids; edit the household.")
+            return STAY
+        if visit.new_household is not None and visit.new_household["grid_id"] not in scope:
+            context.notice = context._("You no longer work in that grid; edit the household.")
+            return STAY
+        visit_id, _created = await save_visit(session, visit)
+    # The record is committed; whatever happens to the replies below, it stays saved once.
+    await update.callback_query.edit_message_text(summary_text(context, draft) + "\n\n" + context._("✅ Saved as visit #{id}.").format(id=visit_id))
+    await reply(update, context, context._("✅ Visit #{id} saved. Thank you! /visit logs the next one, /my shows your figures.").format(id=visit_id))
+    return END
+
+
+# -- the flow ---------------------------------------------------------------------------------
+
+
+async def begin(update: Update, context: GridContext) -> dict | None:
+    member = context.member
+    assert member is not None
+    async with context.db.session() as session:
+        grid_ids = await scope_grid_ids(session, member)
+    if not grid_ids:
+        await reply(update, context, context._("You have no grid yet, so there are no households to visit. Ask an administrator to assign you a grid."))
+        return None
+    return {"grid_ids": grid_ids, "visited_at": clock.now().isoformat(), "situations": [], "photos": []}
+
+
+VISIT_FLOW = register_flow(Flow(
+    name="visit",
+    title=N_("home visit"),
+    command="visit",
+    confirm=CONFIRM,
+    begin=begin,
+    steps=[
+        Step(HOUSEHOLD, ask_household, N_("part of an address to search, or a button"), on_text=household_text, on_button=household_button),
+        Step(NEW_ADDRESS, ask_new_address, N_("the new household's address as text"), on_text=new_address_text, main=False),
+        Step(NEW_GRID, ask_new_grid, N_("a grid, chosen with the buttons"), on_button=new_grid_button, main=False),
+        Step(NEW_TAGS, ask_new_tags, N_("tags chosen with the buttons, then Done"), on_button=new_tags_button, on_done=new_tags_done, main=False),
+        Step(PEOPLE, ask_people, N_("the number of people met, 0 to 20"), on_text=people_text),
+        Step(SITUATION, ask_situation, N_("situations chosen with the buttons, then Done"), on_button=situation_button),
+        Step(NOTES, ask_notes, N_("notes as text, or /skip"), on_text=notes_text, on_skip=notes_skip),
+        Step(PHOTOS, ask_photos, N_("photos, then /done"), on_photo=photo_received, on_done=photos_done),
+        Step(LOCATION, ask_location, N_("a location (📎 → Location), or /skip"), on_location=location_received, on_skip=location_skip),
+        Step(CONFIRM, ask_confirm, N_("a choice from the summary buttons: save, edit or cancel"), on_button=confirm_button),
+    ],
+))
+
+
+# -- /my --------------------------------------------------------------------------------------
+
+
+@requires(Role.WORKER, Role.SUPERVISOR, Role.ADMIN)
+async def my_command(update: Update, context: GridContext) -> None:
+    member = context.member
+    assert member is not None
+    async with context.db.session() as session:
+        summary = await stats.my_summary(session, member.id, list(member.grid_ids), clock.now(), context.settings.tz)
+    lines = [
+        context._("📊 <b>Your visits</b>"),
+        context._("This week: {n}").format(n=summary.week),
+        context._("This month: {n}").format(n=summary.month),
+        context._("This half-year ({half}): {n}").format(half=summary.half_label, n=summary.half),
+    ]
+    for g in summary.grids:
+        lines.append("")
+        lines.append(context._("🏘 <b>Grid {code} · {name}</b>, {half}").format(code=esc(g.grid_code), name=esc(g.grid_name), half=summary.half_label))
+        lines.append(context._("Coverage: {visited}/{households} households = {coverage} (target {target}, {target_n} households)").format(
+            visited=g.households_visited, households=g.households, coverage=percent(g.coverage), target=percent(g.target), target_n=g.target_households))
+        lines.append(context._("Pace: by now {expected} is due ({elapsed} of the half-year gone).").format(
+            expected=percent(g.expected), elapsed=percent(g.elapsed)))
+        if g.behind:
+            lines.append(context._("⚠️ Behind pace: visit {gap} more households to catch up.").format(gap=g.gap_households))
+        else:
+            lines.append(context._("✅ On pace."))
+    if not summary.grids:
+        lines += ["", context._("You have no grid assigned.")]
+    await reply(update, context, "\n".join(lines))

@@ -1,0 +1,10 @@
+"""Tables, and the functions that read and write them (including all statistics).
+
+Every function takes the session it works in; nothing here opens a session of its own.
+"""
+
+from sqlmodel import SQLModel
+
+from models import tables  # noqa: F401  (registers the tables on the metadata)
+
+metadata = SQLModel.metadata

@@ -1,0 +1,101 @@
+"""Calendar periods (DESIGN.md §2): bounds computed in the configured zone, queried as UTC ranges.
+
+Written as `2021-W23`, `2021-06`, `2021Q2`, `2021H1`, `2021`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: str  # week | month | quarter | half | year
+    label: str
+    start: datetime  # aware UTC, inclusive
+    end: datetime  # aware UTC, exclusive
+
+    def elapsed_fraction(self, at: datetime) -> float:
+        """Share of the period gone by at `at` (0..1)."""
+        if at <= self.start:
+            return 0.0
+        if at >= self.end:
+            return 1.0
+        return (at - self.start) / (self.end - self.start)
+
+
+def _bounds(first: date, after: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(first, time.min, tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(after, time.min, tzinfo=tz).astimezone(UTC)
+    return start, end
+
+
+def _month_after(year: int, month: int, months: int) -> date:
+    m = month - 1 + months
+    return date(year + m // 12, m % 12 + 1, 1)
+
+
+def week(year: int, iso_week: int, tz: ZoneInfo) -> Period:
+    first = date.fromisocalendar(year, iso_week, 1)
+    return Period("week", f"{year}-W{iso_week:02d}", *_bounds(first, first + timedelta(days=7), tz))
+
+
+def month(year: int, m: int, tz: ZoneInfo) -> Period:
+    return Period("month", f"{year}-{m:02d}", *_bounds(date(year, m, 1), _month_after(year, m, 1), tz))
+
+
+def quarter(year: int, q: int, tz: ZoneInfo) -> Period:
+    m = 3 * (q - 1) + 1
+    return Period("quarter", f"{year}Q{q}", *_bounds(date(year, m, 1), _month_after(year, m, 3), tz))
+
+
+def half(year: int, h: int, tz: ZoneInfo) -> Period:
+    m = 1 if h == 1 else 7
+    return Period("half", f"{year}H{h}", *_bounds(date(year, m, 1), _month_after(year, m, 6), tz))
+
+
+def year(y: int, tz: ZoneInfo) -> Period:
+    return Period("year", f"{y}", *_bounds(date(y, 1, 1), date(y + 1, 1, 1), tz))
+
+
+def current(kind: str, at: datetime, tz: ZoneInfo) -> Period:
+    """The period of `kind` that contains the instant `at`."""
+    local = at.astimezone(tz).date()
+    if kind == "week":
+        iso = local.isocalendar()
+        return week(iso.year, iso.week, tz)
+    if kind == "month":
+        return month(local.year, local.month, tz)
+    if kind == "quarter":
+        return quarter(local.year, (local.month - 1) // 3 + 1, tz)
+    if kind == "half":
+        return half(local.year, 1 if local.month <= 6 else 2, tz)
+    if kind == "year":
+        return year(local.year, tz)
+    raise ValueError(f"unknown period kind {kind!r}")
+
+
+_PATTERNS = [
+    (re.compile(r"^(\d{4})-W(\d{1,2})$"), lambda y, n, tz: week(y, n, tz)),
+    (re.compile(r"^(\d{4})-(\d{1,2})$"), lambda y, n, tz: month(y, n, tz)),
+    (re.compile(r"^(\d{4})Q([1-4])$"), lambda y, n, tz: quarter(y, n, tz)),
+    (re.compile(r"^(\d{4})H([12])$"), lambda y, n, tz: half(y, n, tz)),
+]
+
+
+def parse(text: str, tz: ZoneInfo) -> Period:
+    """Parse a period label; ValueError with a readable reason otherwise."""
+    text = text.strip().upper()
+    if re.fullmatch(r"\d{4}", text):
+        return year(int(text), tz)
+    for pattern, build in _PATTERNS:
+        m = pattern.match(text)
+        if m:
+            try:
+                return build(int(m.group(1)), int(m.group(2)), tz)
+            except ValueError:
+                break
+    raise ValueError(f"not a period: {text!r} (use 2026-W23, 2026-06, 2026Q2, 2026H1 or 2026)")

@@ -1,0 +1,115 @@
+"""SQLModel tables. Created only by Alembic migrations (see migrations/versions)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from bot import clock
+from models.types import UTCDateTime
+
+
+class Role(StrEnum):
+    WORKER = "worker"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+def _ts(**kw) -> object:  # noqa: ANN003
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def _now_ts(**kw) -> object:  # noqa: ANN003
+    return Field(default_factory=clock.now, sa_type=UTCDateTime, nullable=False, **kw)
+
+
+class Grid(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    name: str = Field(max_length=100)
+    community: str | None = Field(default=None, max_length=100)
+    target_coverage: float = Field(description="half-year visit-coverage target, a fraction (0.2)")
+    created_at: datetime = _now_ts()
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = Field(sa_column=Column(BigInteger, unique=True, nullable=False))
+    display_name: str | None = Field(default=None, max_length=64)
+    phone: str | None = Field(default=None, max_length=32)
+    role: str = Field(max_length=16)
+    language: str | None = Field(default=None, max_length=8)
+    active: bool = Field(default=True)
+    created_at: datetime = _now_ts()
+
+
+class UserGrid(SQLModel, table=True):
+    __tablename__ = "user_grid"
+
+    user_id: int = Field(foreign_key="app_user.id", primary_key=True, ondelete="CASCADE")
+    grid_id: int = Field(foreign_key="grid.id", primary_key=True, index=True)
+
+
+class Invitation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    role: str = Field(max_length=16)
+    grid_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    issued_by: int | None = Field(default=None, foreign_key="app_user.id")
+    used_by: int | None = Field(default=None, foreign_key="app_user.id")
+    used_at: datetime | None = _ts(default=None, nullable=True)
+    expires_at: datetime = _ts(nullable=False)
+    created_at: datetime = _now_ts()
+
+
+class Household(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("grid_id", "address", name="uq_household_grid_address"),
+        Index("ix_household_grid_active", "grid_id", "active"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    grid_id: int = Field(foreign_key="grid.id")
+    address: str = Field(max_length=200, description="building/unit/room as text")
+    head_name: str | None = Field(default=None, max_length=64)
+    head_phone: str | None = Field(default=None, max_length=32)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    active: bool = Field(default=True)
+    created_at: datetime = _now_ts()
+
+
+class Visit(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_visit_visited_at", "visited_at"),
+        Index("ix_visit_household_visited_at", "household_id", "visited_at"),
+        Index("ix_visit_worker_visited_at", "worker_id", "visited_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: str = Field(max_length=32, unique=True, description="idempotency key of the chat draft")
+    household_id: int = Field(foreign_key="household.id")
+    worker_id: int = Field(foreign_key="app_user.id")
+    visited_at: datetime = _ts(nullable=False)
+    people_met: int
+    situations: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    photos: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    latitude: float | None = None
+    longitude: float | None = None
+    created_at: datetime = _now_ts()
+
+
+class PersistedState(SQLModel, table=True):
+    """PTB persistence: one row per user/chat/bot data blob and per conversation key."""
+
+    __tablename__ = "persisted_state"
+
+    kind: str = Field(max_length=32, primary_key=True)
+    key: str = Field(max_length=128, primary_key=True)
+    data: dict | list | str | int | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    updated_at: datetime = _now_ts()
