@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from telegram import Update
+from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import GridContext
@@ -95,3 +96,17 @@ def role_name(context: GridContext, role: Role) -> str:
 
 def percent(value: float) -> str:
     return f"{value * 100:.1f}%"
+
+
+async def edit_message(update: Update, text: str | None = None, reply_markup=None) -> None:  # noqa: ANN001
+    """Edit the message a button sits on; an edit to the same content (a repeated tap) is fine."""
+    query = update.callback_query
+    assert query is not None
+    try:
+        if text is None:
+            await query.edit_message_reply_markup(reply_markup)
+        else:
+            await query.edit_message_text(text, reply_markup=reply_markup)
+    except BadRequest as exc:
+        if "not modified" not in str(exc).lower():
+            raise

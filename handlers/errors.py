@@ -60,8 +60,8 @@ async def _alert_admins(context: GridContext, exc: BaseException, update_id: int
             admins = await active_admin_telegram_ids(session)
     except Exception:  # noqa: BLE001 - the database may be what failed
         admins = list(context.settings.admin_telegram_ids)
-    t = gettext_for(context.settings.default_language)
-    text = t("⚠️ gridbot error {kind} (update {update}). Details are in the log.").format(kind=kind, update=update_id)
+    _ = gettext_for(context.settings.default_language)
+    text = _("⚠️ gridbot error {kind} (update {update}). Details are in the log.").format(kind=kind, update=update_id)
     for chat_id in admins:
         try:
             await context.bot.send_message(chat_id, text, parse_mode=None)

@@ -22,7 +22,7 @@ from telegram.error import TelegramError
 from bot.context import GridContext
 from bot.i18n import N_, gettext_for
 from bot.settings import SUPPORTED_LANGUAGES
-from handlers.common import esc, not_registered_text, reply, role_name
+from handlers.common import edit_message, esc, not_registered_text, reply, role_name
 from handlers.flow import END, STAY, Flow, Step, keyboard, register_flow, rule_message
 from models.errors import RuleError
 from models.tables import Role
@@ -221,7 +221,7 @@ async def lang_button(update: Update, context: GridContext) -> None:
     if context.draft is not None:
         context.draft["lang"] = code
     await query.answer()
-    await query.edit_message_text(context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code]))
+    await edit_message(update, context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code]))
     await set_menu(context, member, code)
 
 

@@ -34,7 +34,7 @@ from telegram.error import TelegramError
 from bot import clock
 from bot.context import GridContext
 from bot.i18n import N_
-from handlers.common import esc, percent, reply, requires
+from handlers.common import edit_message, esc, percent, reply, requires
 from handlers.flow import END, STALE, STAY, Flow, Step, button, keyboard, register_flow, rule_message, summary_line
 from models import stats
 from models.errors import RuleError
@@ -121,7 +121,7 @@ async def household_button(update: Update, context: GridContext, draft: dict, ac
     if action == "page" and arg.isdigit() and "query" in data:
         data["page"] = int(arg)
         text, markup = await _results(context, draft)
-        await update.callback_query.edit_message_text(text, reply_markup=markup)
+        await edit_message(update, text, reply_markup=markup)
         return STAY
     if action == "pick" and arg.isdigit():
         async with context.db.session() as session:
@@ -130,7 +130,7 @@ async def household_button(update: Update, context: GridContext, draft: dict, ac
             context.notice = context._("That household is not in your grids (or no longer active).")
             return STAY
         data.update(household_id=household.id, address=household.address, grid_code=household.grid_code, new_household=None)
-        await update.callback_query.edit_message_text(context._("🏠 Household: {address}").format(address=esc(household.address)))
+        await edit_message(update, context._("🏠 Household: {address}").format(address=esc(household.address)))
         return PEOPLE
     return STALE
 
@@ -170,7 +170,7 @@ async def new_grid_button(update: Update, context: GridContext, draft: dict, act
     async with context.db.session() as session:
         (grid,) = await grids_by_ids(session, [int(arg)])
     data["grid_code"] = grid.code
-    await update.callback_query.edit_message_text(context._("Grid: {grid}").format(grid=esc(f"{grid.code} · {grid.name}")))
+    await edit_message(update, context._("Grid: {grid}").format(grid=esc(f"{grid.code} · {grid.name}")))
     return NEW_TAGS
 
 
@@ -189,7 +189,7 @@ async def _toggle(update: Update, context: GridContext, draft: dict, arg: str, o
     else:
         chosen.append(value)
     chosen.sort(key=options.index)
-    await update.callback_query.edit_message_reply_markup(_toggle_markup(context, draft, options, chosen, labels))
+    await edit_message(update, None, _toggle_markup(context, draft, options, chosen, labels))
 
 
 async def ask_new_tags(update: Update, context: GridContext, draft: dict) -> None:
@@ -246,7 +246,7 @@ async def situation_button(update: Update, context: GridContext, draft: dict, ac
         if not chosen:
             context.notice = context._("Choose at least one situation.")
             return STAY
-        await update.callback_query.edit_message_text(
+        await edit_message(update, 
             context._("📋 Situation: {situations}").format(situations=_labels(context, chosen, SITUATION_LABELS))
         )
         return NOTES
@@ -359,18 +359,18 @@ async def confirm_button(update: Update, context: GridContext, draft: dict, acti
     if action == "save":
         return await _save(update, context, draft)
     if action == "cancel":
-        await query.edit_message_text(summary_text(context, draft) + "\n\n" + context._("❌ Cancelled; nothing was saved."))
+        await edit_message(update, summary_text(context, draft) + "\n\n" + context._("❌ Cancelled; nothing was saved."))
         return END
     if action == "edit":
         rows = [[button(context._(label), draft, "field", step)] for step, label in EDITABLE]
         rows.append([button(context._("↩️ Back"), draft, "back", draft["rev"])])
-        await query.edit_message_reply_markup(keyboard(rows))
+        await edit_message(update, None, keyboard(rows))
         return STAY
     if action == "back":
-        await query.edit_message_reply_markup(_confirm_markup(context, draft))
+        await edit_message(update, None, _confirm_markup(context, draft))
         return STAY
     if action == "field" and arg in dict(EDITABLE):
-        await query.edit_message_reply_markup(None)
+        await edit_message(update, None, None)
         draft["editing"] = True
         if arg == PHOTOS:
             draft["data"]["photos"] = []  # editing photos means sending the set again
@@ -397,7 +397,7 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
             return STAY
         visit_id, _created = await save_visit(session, visit)
     # The record is committed; whatever happens to the replies below, it stays saved once.
-    await update.callback_query.edit_message_text(summary_text(context, draft) + "\n\n" + context._("✅ Saved as visit #{id}.").format(id=visit_id))
+    await edit_message(update, summary_text(context, draft) + "\n\n" + context._("✅ Saved as visit #{id}.").format(id=visit_id))
     await reply(update, context, context._("✅ Visit #{id} saved. Thank you! /visit logs the next one, /my shows your figures.").format(id=visit_id))
     return END
 

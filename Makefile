@@ -1,0 +1,47 @@
+# gridbot — `make run` starts the bot, `make test` runs the whole suite on SQLite and PostgreSQL.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYBABEL := $(VENV)/bin/pybabel
+LOCALES := bot/locales
+PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+
+.PHONY: install catalogs extract run test test-sqlite test-postgresql migrate clean
+
+install: $(VENV)/.installed catalogs
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# Compile the gettext catalogs (.po -> .mo).
+catalogs: $(VENV)/.installed
+	$(PYBABEL) compile --use-fuzzy -d $(LOCALES) -D gridbot --statistics
+
+# Re-extract user-facing strings into the template and merge them into both catalogs.
+extract: $(VENV)/.installed
+	$(PYBABEL) extract -F babel.cfg -k N_ --no-location --sort-output -o $(LOCALES)/gridbot.pot .
+	$(PYBABEL) update -i $(LOCALES)/gridbot.pot -d $(LOCALES) -D gridbot --no-fuzzy-matching --ignore-obsolete
+
+migrate: install
+	$(VENV)/bin/gridbot db upgrade
+
+run: install
+	$(VENV)/bin/gridbot run
+
+test: install
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgresql
+
+test-sqlite:
+	@echo "=== gridbot test suite on SQLite ==="
+	$(PY) -m pytest -p no:cacheprovider --db=sqlite -q -rs
+
+test-postgresql:
+	@echo "=== gridbot test suite on PostgreSQL ($(PG_URL)) ==="
+	GRIDBOT_TEST_PG_URL=$(PG_URL) $(PY) -m pytest -p no:cacheprovider --db=postgresql -q -rs
+
+clean:
+	rm -rf $(VENV) .pytest_cache $(LOCALES)/*/LC_MESSAGES/*.mo

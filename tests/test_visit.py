@@ -1,0 +1,331 @@
+"""The /visit conversation, driven through the real Application with real Updates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import func, select
+
+from bot import clock
+from bot.localapi import buttons
+from models.tables import Household, PersistedState, Visit
+from tests.conftest import TOKEN, Tg, make_app, stop_app, texts
+from tests.seed import WORKER_A, WORKER_B, seed
+
+JPEG = b"\xff\xd8\xff\xe0" + b"visit-photo" * 10
+
+
+async def rows(db, model) -> list:
+    async with db.session() as s:
+        return list((await s.exec(select(model))).all())
+
+
+async def db_snapshot(db) -> tuple:
+    """What the ledgers hold: visits and households (persisted chat state is not a ledger)."""
+    visits = [(v.id, v.household_id, v.people_met) for v in await rows(db, Visit)]
+    households = [(h.id, h.address, h.active) for h in await rows(db, Household)]
+    return visits, households
+
+
+async def walk_to(u: Tg, step: str) -> None:
+    """Fill the form up to `step` with valid answers."""
+    await u.send("/visit")
+    if step == "HOUSEHOLD":
+        return
+    await u.send("3栋1单元101")
+    await u.press("3栋1单元101")
+    if step == "PEOPLE":
+        return
+    await u.send("2")
+    if step == "SITUATION":
+        return
+    await u.press("Normal")
+    await u.press("Done")
+    if step == "NOTES":
+        return
+    await u.send("Talked with the family")
+    if step == "PHOTOS":
+        return
+    await u.photo(JPEG)
+    await u.send("/done")
+    if step == "LOCATION":
+        return
+    await u.location(28.17, 112.98)
+    assert step == "CONFIRM"
+
+
+async def test_complete_visit_writes_one_row_with_everything(app, api, db, settings):
+    s = await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "CONFIRM")
+    summary = u.last
+    assert "3栋1单元101" in summary and "People met: 2" in summary and "Photos: 1" in summary
+    assert "Location: 28.17000, 112.98000" in summary and "Talked with the family" in summary
+    out = await u.press("Save")
+    assert "saved" in texts(out)
+
+    (visit,) = await rows(db, Visit)
+    assert visit.household_id == s.households_a[0]
+    assert visit.worker_id == s.worker_a.id
+    assert visit.people_met == 2 and visit.situations == ["正常"]
+    assert visit.notes == "Talked with the family"
+    assert (visit.latitude, visit.longitude) == (28.17, 112.98)
+    assert visit.visited_at == clock.now() and visit.visited_at.tzinfo is not None
+    (photo,) = visit.photos
+    stored = settings.media_dir / photo["sha256"][:2] / f"{photo['sha256']}.jpg"
+    assert stored.read_bytes() == JPEG and photo["file_id"]
+    assert u.draft is None
+    # The summary keeps its content and loses its buttons.
+    assert buttons(u.bot_messages()[-2]) == [] and "Saved as visit #" in u.bot_messages()[-2]["text"]
+
+
+async def test_household_search_pages_and_scope(app, api, db):
+    s = await seed(db, households_a=14)
+    u = Tg(app, api, WORKER_A)
+    await u.send("/visit")
+    out = await u.send("3栋")
+    assert "14 households match «3栋» (page 1/3)" in texts(out)
+    labels = [t for t, _ in buttons(out[0])]
+    assert sum("3栋" in t for t in labels) == 6 and "Next ▶️" in labels and "3栋1单元201 · G02" not in labels
+    await u.press("Next ▶️")
+    page2 = u.message(out[0]["message_id"])
+    assert "page 2/3" in page2["text"] and "◀️ Previous" in [t for t, _ in buttons(page2)]
+    # Two words narrow the search (both must appear); another grid's households never show.
+    out = await u.send("4单元 102")
+    assert "1 households match" in texts(out) or "No household" not in texts(out)
+    out = await u.send("201")
+    assert "No household of your grids matches «201»" in texts(out)
+    # A forged button for a household of grid B is refused and changes nothing.
+    draft_key = u.draft["id"][:8]
+    await u.press_data(f"visit:{draft_key}:pick:{s.households_b[0]}")
+    assert "not in your grids" in (u.answers()[-1] or "")
+    assert u.draft["step"] == "HOUSEHOLD"
+
+
+async def test_new_household_on_the_spot(app, api, db):
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await u.send("/visit")
+    await u.press("New household")
+    out = await u.send("  9栋 1单元 1201 ")
+    assert "Tags for this household" in texts(out)  # one grid: no grid question
+    await u.press("Elderly living alone")
+    await u.press("Done")
+    await u.send("1")
+    await u.press("Needs help")
+    await u.press("Done")
+    await u.send("/skip")
+    await u.send("/done")
+    await u.send("/skip")
+    assert "(new household)" in u.last and "独居老人" in u.last
+    await u.press("Save")
+    households = {h.address: h for h in await rows(db, Household)}
+    assert households["9栋 1单元 1201"].tags == ["独居老人"]
+    (visit,) = await rows(db, Visit)
+    assert visit.household_id == households["9栋 1单元 1201"].id
+    assert visit.notes is None and visit.photos == [] and visit.latitude is None
+
+
+WRONG_INPUTS = ["sticker", "photo", "text", "location", "stale_button", "skip", "done"]
+# The kinds each step takes; everything else must be refused.
+ACCEPTS = {
+    "HOUSEHOLD": {"text"}, "PEOPLE": {"text"}, "SITUATION": set(), "NOTES": {"text", "skip"},
+    "PHOTOS": {"photo", "done"}, "LOCATION": {"location", "skip"}, "CONFIRM": set(),
+}
+
+
+@pytest.mark.parametrize("step", list(ACCEPTS))
+async def test_every_step_refuses_every_wrong_kind_of_input(app, api, db, step):
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    # An earlier draft leaves a button behind that must stay harmless.
+    await u.send("/visit")
+    await u.send("/cancel")
+    old_button = u.bot_messages()[-2]
+    await walk_to(u, step)
+    before_draft, before_db = u.draft, await db_snapshot(db)
+    for kind in WRONG_INPUTS:
+        if kind in ACCEPTS[step]:
+            continue
+        if kind == "sticker":
+            out = await u.sticker()
+        elif kind == "photo":
+            out = await u.photo()
+        elif kind == "text":
+            out = await u.send("hello")
+        elif kind == "location":
+            out = await u.location(1.0, 2.0)
+        elif kind == "skip":
+            out = await u.send("/skip")
+        elif kind == "done":
+            out = await u.send("/done")
+        else:
+            out = await u.press_data(buttons(old_button)[0][1], old_button)
+            assert "earlier form" in (u.answers()[-1] or ""), kind
+            assert out == []
+        if kind != "stale_button":
+            assert len(out) == 1 and out[0]["text"].startswith("This step expects:"), (kind, texts(out))
+        assert u.draft == before_draft, kind
+        assert await db_snapshot(db) == before_db, kind
+
+
+@pytest.mark.parametrize("value", ["21", "-1", "abc", "2.5", "99999999999"])
+async def test_people_met_out_of_range_stays(app, api, db, value):
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "PEOPLE")
+    out = await u.send(value)
+    assert "Please send a number from 0 to 20" in texts(out)
+    assert u.draft["step"] == "PEOPLE"
+    out = await u.send("３人")  # full-width digit with a unit is fine
+    assert u.draft["step"] == "SITUATION" and u.draft["data"]["people_met"] == 3
+
+
+async def test_situation_needs_one_and_notes_are_masked(app, api, db):
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "SITUATION")
+    await u.press("Done")
+    assert u.answers()[-1] == "Choose at least one situation." and u.draft["step"] == "SITUATION"
+    await u.press("Dispute")
+    await u.press("Other")
+    await u.press("Other")  # toggled off again
+    await u.press("Done")
+    assert u.draft["data"]["situations"] == ["矛盾纠纷"]
+    await u.send("户主身份证 11010519491231002X 已核对 <b>ok</b>")
+    await u.send("/done")
+    await u.send("/skip")
+    assert "&lt;b&gt;ok&lt;/b&gt;" not in u.last  # the local API renders HTML: the user sees the raw text
+    assert "<b>ok</b>" in u.last and "110105********002X" in u.last
+    await u.press("Save")
+    (visit,) = await rows(db, Visit)
+    assert visit.notes == "户主身份证 110105********002X 已核对 <b>ok</b>"
+
+
+async def test_save_is_idempotent_double_tap_and_redelivery(app, api, db):
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "CONFIRM")
+    summary = u.keyboard_message()
+    save = next(d for t, d in buttons(summary) if "Save" in t)
+    update = api.press_button(TOKEN, WORKER_A, summary["message_id"], save)
+    await u.raw(update)
+    await u.raw(update)  # the same update delivered again
+    await u.press_data(save, summary)  # and a second tap
+    assert len(await rows(db, Visit)) == 1
+    assert "expired" in (u.answers()[-1] or "")
+
+
+async def test_redelivered_confirm_after_crash_saves_once(app, api, db, settings):
+    """The visit was committed but the chat state was not (a crash between the two)."""
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "CONFIRM")
+    draft = dict(u.draft)
+    summary = u.keyboard_message()
+    save = next(d for t, d in buttons(summary) if "Save" in t)
+    await u.press_data(save, summary)
+    # Put the conversation back where it was before the save, as a crash would have left it.
+    app.user_data[WORKER_A]["draft"] = draft
+    app.handlers[0][1]._conversations[(WORKER_A, WORKER_A)] = "CONFIRM"
+    out = await u.press_data(save, summary)
+    assert len(await rows(db, Visit)) == 1
+    assert "saved" in texts(out)
+
+
+async def test_cancel_discards_and_says_so(app, api, db):
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "NOTES")
+    out = await u.send("/cancel")
+    assert "Cancelled. The home visit draft was discarded" in texts(out)
+    assert u.draft is None and await rows(db, Visit) == []
+    out = await u.send("/cancel")
+    assert "nothing to cancel" in texts(out)
+
+
+async def test_visit_during_visit_offers_continue_or_discard(app, api, db):
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "PEOPLE")
+    out = await u.send("/visit")
+    assert "You have an unfinished home visit" in texts(out)
+    await u.press("Continue")
+    assert "How many people" in u.last and u.draft["step"] == "PEOPLE"
+    await u.send("/visit")
+    await u.press("Discard")
+    assert u.draft is None and "discarded" in u.last
+    out = await u.send("/visit")
+    assert "Step 1/7" in texts(out)
+
+
+async def test_edit_a_field_from_the_summary(app, api, db):
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "CONFIRM")
+    old_summary = u.keyboard_message()
+    await u.press("Edit")
+    await u.press("People met")
+    out = await u.send("5")
+    assert "People met: 5" in texts(out) and "Check and save" in texts(out)
+    # The old summary's Save no longer works; the new one does.
+    await u.press("Save", old_summary)
+    assert "out of date" in (u.answers()[-1] or "") and await rows(db, Visit) == []
+    await u.press("Save")
+    (visit,) = await rows(db, Visit)
+    assert visit.people_met == 5 and visit.notes == "Talked with the family"
+
+
+async def test_timeout_closes_the_form(app, api, db):
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "PEOPLE")
+    clock.advance(timedelta(minutes=16))
+    out = await u.send("2")
+    assert "No reply for 15 minutes" in texts(out)
+    assert u.draft is None
+    out = await u.send("/visit")
+    assert "Step 1/7" in texts(out)
+
+
+async def test_restart_resumes_at_the_same_step_with_the_draft(settings, db, api):
+    await seed(db)
+    app1 = await make_app(settings, db, api)
+    u = Tg(app1, api, WORKER_A)
+    await walk_to(u, "NOTES")
+    draft = u.draft
+    await stop_app(app1)  # nothing else is flushed on the way down: state was written per update
+
+    app2 = await make_app(settings, db, api)
+    u2 = Tg(app2, api, WORKER_A)
+    assert u2.draft == draft
+    out = await u2.send("resumed notes")
+    assert "Step 5/7" in texts(out)
+    await u2.send("/done")
+    await u2.send("/skip")
+    await u2.press("Save")
+    (visit,) = await rows(db, Visit)
+    assert visit.notes == "resumed notes" and visit.people_met == 2
+    await stop_app(app2)
+
+
+async def test_state_is_in_the_database_after_each_update(app, api, db):
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "PEOPLE")
+    async with db.session() as s:
+        conv = (await s.exec(select(PersistedState).where(PersistedState.kind == "conv:visit"))).all()
+        user = (await s.exec(select(PersistedState).where(PersistedState.kind == "user_data"))).all()
+    assert [c.data for c in conv] == ["PEOPLE"]
+    assert user[0].data["draft"]["step"] == "PEOPLE"
+
+
+async def test_other_grid_worker_sees_only_their_households(app, api, db):
+    await seed(db)
+    u = Tg(app, api, WORKER_B)
+    await u.send("/visit")
+    out = await u.send("3栋")
+    assert "2 households match" in texts(out)
+    async with db.session() as s:
+        assert (await s.exec(select(func.count()).select_from(Visit))).one() == 0
