@@ -721,8 +721,6 @@ def _decode_params(raw: Mapping[str, Any]) -> dict[str, Any]:
                     value = float(s)
                 except ValueError:
                     raise _bad(f"invalid {key} specified") from None
-                if key == "timeout":
-                    value = int(value)
         out[key] = value
     return out
 
@@ -2442,11 +2440,17 @@ class _BotApiHandler(tornado.web.RequestHandler):
 
     async def get(self, token: str, method: str) -> None:
         self._method = method.lower()
-        params, files = _parse_http_params(
-            self.request.headers.get("Content-Type", ""),
-            self.request.body,
-            self.request.query_arguments,
-        )
+        try:
+            params, files = _parse_http_params(
+                self.request.headers.get("Content-Type", ""),
+                self.request.body,
+                self.request.query_arguments,
+            )
+        except Exception as exc:  # answer like an API, not with tornado's HTML error page
+            self.set_status(400)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(_bad(f"can't parse request body: {exc}").body()))
+            return
         task = asyncio.ensure_future(self.server.api.handle(token, method, params, files))
         self._task = task
         self.server._inflight.add(task)
@@ -2874,11 +2878,13 @@ class LocalAPIUser:
                     return self.press_button(message["message_id"], data)
         raise LookupError(f"no button {button_text!r}; chat:\n{_format_history(candidates)}")
 
-    def chat_messages(self) -> list[dict]:
-        return self._call("chat_messages")["result"]
+    def chat_messages(self, chat_id: int | None = None) -> list[dict]:
+        """The chat's messages (default: the private chat with the bot), current state."""
+        body = {} if chat_id is None else {"chat_id": chat_id}
+        return self._call("chat_messages", **body)["result"]
 
-    def bot_messages(self) -> list[dict]:
-        return [m for m in self.chat_messages() if m["from_bot"]]
+    def bot_messages(self, chat_id: int | None = None) -> list[dict]:
+        return [m for m in self.chat_messages(chat_id) if m["from_bot"]]
 
     def last_bot_message(self) -> dict | None:
         messages = self.bot_messages()
@@ -2914,7 +2920,11 @@ class LocalAPIUser:
                         continue
                 elif m["seq"] <= self._mark:
                     continue
-                if predicate is None or predicate(m):
+                try:
+                    matched = predicate is None or bool(predicate(m))
+                except (KeyError, TypeError, AttributeError):
+                    matched = False  # e.g. m["text"] on a photo message
+                if matched:
                     self._mark = max(self._mark, m["seq"])
                     return m
             if time.monotonic() >= deadline:

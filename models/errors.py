@@ -4,7 +4,7 @@
 class RuleError(Exception):
     """A request the rules refuse. Nothing was written."""
 
-    def __init__(self, code: str, **details: object) -> None:
+    def __init__(self, code: str, /, **details: object) -> None:
         super().__init__(code)
         self.code = code
         self.details = details
