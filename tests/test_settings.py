@@ -1,0 +1,66 @@
+"""Configuration: every bad value stops start-up with one clear line naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GRIDBOT = str(Path(sys.executable).parent / "gridbot")
+BASE = {"TELEGRAM_BOT_TOKEN": "123456:ABCdef", "DATABASE_URL": "sqlite:///./x.db"}
+
+
+def run(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k.upper() not in {
+        "TELEGRAM_BOT_TOKEN", "DATABASE_URL", "ADMIN_TELEGRAM_IDS", "TIMEZONE", "DEFAULT_LANGUAGE",
+        "CONVERSATION_TIMEOUT_MINUTES", "VISIT_TARGET_PERCENT", "TELEGRAM_API_BASE_URL", "LOG_LEVEL"}}
+    return subprocess.run([GRIDBOT, *(args or ("run",))], env={**clean, **env}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("TELEGRAM_BOT_TOKEN", "not-a-token", "does not look like a bot token"),
+    ("DATABASE_URL", "mysql://x@y/z", "unsupported database 'mysql'"),
+    ("DATABASE_URL", "::::", "is not a database URL"),
+    ("ADMIN_TELEGRAM_IDS", "12,abc", "numeric Telegram user ids"),
+    ("TIMEZONE", "Mars/Olympus", "unknown time zone"),
+    ("DEFAULT_LANGUAGE", "fr", "must be one of zh_CN, en"),
+    ("CONVERSATION_TIMEOUT_MINUTES", "0", "greater than or equal to 1"),
+    ("VISIT_TARGET_PERCENT", "lots", "valid number"),
+    ("TELEGRAM_API_BASE_URL", "ftp://x", "http(s) URL"),
+])
+def test_bad_setting_is_one_clear_line(tmp_path, name, value, message):
+    result = run({**BASE, name: value}, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"configuration error: {name}: ") and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_missing_token(tmp_path):
+    result = run({"DATABASE_URL": "sqlite:///./x.db"}, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "configuration error: TELEGRAM_BOT_TOKEN: missing; get one from @BotFather (see README)"
+
+
+def test_env_file_is_read(tmp_path):
+    (tmp_path / ".env").write_text("TELEGRAM_BOT_TOKEN=123456:ABCdef\nTIMEZONE=Nowhere/Land\n")
+    result = run({}, tmp_path)
+    assert "configuration error: TIMEZONE: unknown time zone 'Nowhere/Land'" in result.stderr
+
+
+def test_db_commands(tmp_path):
+    url = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    assert "revision: 0001" in run(url, tmp_path, "db", "upgrade").stdout
+    assert "base (empty)" in run(url, tmp_path, "db", "downgrade", "base").stdout
+    assert "revision: 0001" in run(url, tmp_path, "db", "upgrade").stdout
+    assert "revision: 0001" in run(url, tmp_path, "db", "current").stdout
+
+
+def test_unreachable_database_is_one_line(tmp_path):
+    result = run({**BASE, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("database error: DATABASE_URL: cannot migrate")
