@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from telegram import LinkPreviewOptions, Update
+import warnings
+
+from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
 from telegram.request import BaseRequest, HTTPXRequest
 
@@ -15,6 +17,9 @@ from bot.persistence import DatabasePersistence
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+# Flows track state per user and chat, not per message, on purpose: their buttons carry the
+# draft id and are checked against it (handlers/flow.py), which is what per_message would buy.
+warnings.filterwarnings("ignore", message="If 'per_message=False'", category=UserWarning)
 
 
 class GridApplication(Application):
@@ -47,7 +52,7 @@ def build_application(
         .token(settings.telegram_bot_token)
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
-        .defaults(Defaults(tzinfo=settings.tz, parse_mode="HTML", link_preview_options=LinkPreviewOptions(is_disabled=True)))
+        .defaults(Defaults(tzinfo=settings.tz, parse_mode="HTML"))
         .context_types(ContextTypes(context=GridContext))
         .persistence(DatabasePersistence(db))
         .rate_limiter(AIORateLimiter(max_retries=3))

@@ -18,7 +18,11 @@ from models.users import get_member
 
 log = logging.getLogger(__name__)
 
-esc = html.escape
+
+
+def esc(text: str) -> str:
+    """Escape user text for HTML messages (quotes need no escaping outside attributes)."""
+    return html.escape(text, quote=False)
 
 
 async def reply(update: Update, context: GridContext, text: str, **kwargs) -> None:  # noqa: ANN003

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from telegram import Update
-from telegram.error import TelegramError
 
 from bot import clock
 from bot.context import GridContext
@@ -42,8 +41,8 @@ async def on_error(update: object, context: GridContext) -> None:
             if update.callback_query is not None:
                 await update.callback_query.answer()
             await context.bot.send_message(update.effective_chat.id, text)
-        except TelegramError:
-            log.warning("could not send the apology for update %s", update_id)
+        except Exception:  # noqa: BLE001 - the error handler must never raise itself
+            log.warning("could not send the apology for update %s", update_id, exc_info=True)
     await _alert_admins(context, exc, update_id)
 
 
@@ -65,5 +64,5 @@ async def _alert_admins(context: GridContext, exc: BaseException, update_id: int
     for chat_id in admins:
         try:
             await context.bot.send_message(chat_id, text, parse_mode=None)
-        except TelegramError:
-            log.warning("could not alert admin chat")
+        except Exception:  # noqa: BLE001
+            log.warning("could not alert an admin chat", exc_info=True)

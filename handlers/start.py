@@ -63,7 +63,7 @@ def help_text(context: GridContext) -> str:
     member = context.member
     if member is None or not member.active:
         return not_registered_text(context)
-    lines = [context._("You are a {role}. Your commands:").format(role=role_name(context, member.role))]
+    lines = [context._("Your role: {role}. Your commands:").format(role=role_name(context, member.role))]
     lines += [f"/{cmd} — {esc(context._(desc))}" for cmd, desc in commands_for(member.role)]
     return "\n".join(lines)
 

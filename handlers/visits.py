@@ -39,7 +39,7 @@ from handlers.flow import END, STALE, STAY, Flow, Step, button, keyboard, regist
 from models import stats
 from models.errors import RuleError
 from models.tables import Role
-from models.text import clean_text, mask_id_numbers
+from models.text import ascii_digits, clean_text, mask_id_numbers
 from models.users import grids_by_ids, scope_grid_ids
 from models.visits import (
     HOUSEHOLD_TAGS, MAX_NOTES, MAX_PEOPLE_MET, MAX_PHOTOS, SITUATIONS, VisitDraft, get_household, save_visit,
@@ -91,7 +91,7 @@ async def _results(context: GridContext, draft: dict) -> tuple[str, object]:
         text = context._("No household of your grids matches «{query}». Try another part of the address, or add it as a new household.").format(query=esc(query))
     else:
         pages = math.ceil(total / PAGE_SIZE)
-        text = context._("{total} households match «{query}» (page {page}/{pages}). Pick one:").format(
+        text = context._("Matches for «{query}»: {total} (page {page}/{pages}). Pick one:").format(
             total=total, query=esc(query), page=page + 1, pages=pages
         )
     rows_kb = [[button(f"{r.address} · {r.grid_code}" + (" · " + "、".join(r.tags) if r.tags else ""), draft, "pick", r.id)] for r in rows]
@@ -223,7 +223,7 @@ _NUMBER = re.compile(r"^(\d{1,3})\s*(人|个|位|people|persons?)?$", re.IGNOREC
 
 
 async def people_text(update: Update, context: GridContext, draft: dict) -> str | None:
-    m = _NUMBER.match(clean_text(update.message.text))
+    m = _NUMBER.match(ascii_digits(clean_text(update.message.text)))
     if not m or not 0 <= int(m.group(1)) <= MAX_PEOPLE_MET:
         await reply(update, context, context._("Please send a number from 0 to {max}, e.g. 2.").format(max=MAX_PEOPLE_MET))
         return STAY
@@ -455,12 +455,12 @@ async def my_command(update: Update, context: GridContext) -> None:
     for g in summary.grids:
         lines.append("")
         lines.append(context._("🏘 <b>Grid {code} · {name}</b>, {half}").format(code=esc(g.grid_code), name=esc(g.grid_name), half=summary.half_label))
-        lines.append(context._("Coverage: {visited}/{households} households = {coverage} (target {target}, {target_n} households)").format(
+        lines.append(context._("Coverage: {visited}/{households} households = {coverage} (target {target} = {target_n} households)").format(
             visited=g.households_visited, households=g.households, coverage=percent(g.coverage), target=percent(g.target), target_n=g.target_households))
         lines.append(context._("Pace: by now {expected} is due ({elapsed} of the half-year gone).").format(
             expected=percent(g.expected), elapsed=percent(g.elapsed)))
         if g.behind:
-            lines.append(context._("⚠️ Behind pace: visit {gap} more households to catch up.").format(gap=g.gap_households))
+            lines.append(context._("⚠️ Behind pace: households still to visit to catch up: {gap}.").format(gap=g.gap_households))
         else:
             lines.append(context._("✅ On pace."))
     if not summary.grids:

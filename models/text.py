@@ -15,11 +15,15 @@ def mask_id_numbers(text: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    """NFKC-normalise (full-width digits become ASCII), trim, drop control characters."""
-    text = unicodedata.normalize("NFKC", text)
+    """Trim and drop control characters; Chinese punctuation stays as typed."""
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
     return text.strip()
 
 
 def one_line(text: str) -> str:
     return " ".join(clean_text(text).split())
+
+
+def ascii_digits(text: str) -> str:
+    """Full-width digits and letters as ASCII (３ -> 3), for parsing numbers."""
+    return unicodedata.normalize("NFKC", text)

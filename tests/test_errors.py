@@ -45,7 +45,7 @@ async def test_handler_error_keeps_draft_and_alerts_admins_once_per_10_minutes(a
 
     monkeypatch.undo()
     out = await u.send("3栋")
-    assert "households match" in texts(out)  # the form goes on from the same step
+    assert "Matches for «3栋»" in texts(out)  # the form goes on from the same step
 
 
 async def test_database_busy_says_try_again(app, api, db, monkeypatch):

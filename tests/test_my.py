@@ -42,7 +42,7 @@ async def test_my_counts_periods_in_local_time_and_shows_pace(app, api, db):
     out = await Tg(app, api, WORKER_A).send("/my")
     text = texts(out)
     assert "This week: 1" in text and "This month: 2" in text and "This half-year (2026H1): 4" in text
-    assert "Coverage: 3/8 households = 37.5% (target 20.0%, 2 households)" in text
+    assert "Coverage: 3/8 households = 37.5% (target 20.0% = 2 households)" in text
     assert "Pace: by now 15.4% is due (77.0% of the half-year gone)." in text
     assert "On pace" in text
 
@@ -55,7 +55,7 @@ async def test_my_says_behind_with_the_gap(app, api, db):
     text = texts(await Tg(app, api, WORKER_A).send("/my"))
     # 10 active households, expected 0.2 x 0.770 = 15.4 % -> 2 households by now; 1 visited.
     assert "Coverage: 1/10 households = 10.0%" in text
-    assert "Behind pace: visit 1 more households to catch up." in text
+    assert "Behind pace: households still to visit to catch up: 1." in text
 
 
 @pytest.mark.parametrize(("label", "start", "end"), [

@@ -96,7 +96,7 @@ async def test_join_visit_sigkill_resume(database_url, db, tmp_path):
             step(worker, lambda: worker.send_text("/visit"), "Step 1/7")
             step(worker, lambda: worker.send_text("/cancel"), "Cancelled")
             step(worker, lambda: worker.send_text("/visit"), "Step 1/7")
-            step(worker, lambda: worker.send_text("3栋"), "households match")
+            step(worker, lambda: worker.send_text("3栋"), "Matches for")
             step(worker, lambda: worker.click("3栋2单元501 · G01"), "Step 2/7")
             step(worker, lambda: worker.send_text("3"), "Step 3/7")
         finally:

@@ -85,7 +85,7 @@ async def test_household_search_pages_and_scope(app, api, db):
     u = Tg(app, api, WORKER_A)
     await u.send("/visit")
     out = await u.send("3栋")
-    assert "14 households match «3栋» (page 1/3)" in texts(out)
+    assert "Matches for «3栋»: 14 (page 1/3)" in texts(out)
     labels = [t for t, _ in buttons(out[0])]
     assert sum("3栋" in t for t in labels) == 6 and "Next ▶️" in labels and "3栋1单元201 · G02" not in labels
     await u.press("Next ▶️")
@@ -93,7 +93,7 @@ async def test_household_search_pages_and_scope(app, api, db):
     assert "page 2/3" in page2["text"] and "◀️ Previous" in [t for t, _ in buttons(page2)]
     # Two words narrow the search (both must appear); another grid's households never show.
     out = await u.send("4单元 102")
-    assert "1 households match" in texts(out) or "No household" not in texts(out)
+    assert "Matches for «4单元 102»: 1 " in texts(out)
     out = await u.send("201")
     assert "No household of your grids matches «201»" in texts(out)
     # A forged button for a household of grid B is refused and changes nothing.
@@ -326,6 +326,6 @@ async def test_other_grid_worker_sees_only_their_households(app, api, db):
     u = Tg(app, api, WORKER_B)
     await u.send("/visit")
     out = await u.send("3栋")
-    assert "2 households match" in texts(out)
+    assert "Matches for «3栋»: 2 " in texts(out)
     async with db.session() as s:
         assert (await s.exec(select(func.count()).select_from(Visit))).one() == 0
