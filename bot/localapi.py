@@ -1446,9 +1446,8 @@ class LocalBotAPI:
             except TimeoutError:
                 pass
             finally:
-                with self._lock:
-                    with contextlib.suppress(ValueError):
-                        bot.waiters.remove(waiter)
+                with self._lock, contextlib.suppress(ValueError):
+                    bot.waiters.remove(waiter)
 
     def _m_deletewebhook(self, bot: _BotState, p: dict, uploads: dict) -> bool:
         bot.webhook = {"url": ""}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
 from telegram import Update
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
 
 from handlers import admin, errors, start, visits
 from handlers.common import gate

@@ -42,8 +42,16 @@ from models.tables import Role
 from models.text import ascii_digits, clean_text, mask_id_numbers
 from models.users import grids_by_ids, scope_grid_ids
 from models.visits import (
-    HOUSEHOLD_TAGS, MAX_NOTES, MAX_PEOPLE_MET, MAX_PHOTOS, SITUATIONS, VisitDraft, get_household, save_visit,
-    search_households, validate_address,
+    HOUSEHOLD_TAGS,
+    MAX_NOTES,
+    MAX_PEOPLE_MET,
+    MAX_PHOTOS,
+    SITUATIONS,
+    VisitDraft,
+    get_household,
+    save_visit,
+    search_households,
+    validate_address,
 )
 
 log = logging.getLogger(__name__)
@@ -246,7 +254,7 @@ async def situation_button(update: Update, context: GridContext, draft: dict, ac
         if not chosen:
             context.notice = context._("Choose at least one situation.")
             return STAY
-        await edit_message(update, 
+        await edit_message(update,
             context._("📋 Situation: {situations}").format(situations=_labels(context, chosen, SITUATION_LABELS))
         )
         return NOTES
@@ -352,7 +360,6 @@ async def ask_confirm(update: Update, context: GridContext, draft: dict) -> None
 
 
 async def confirm_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
-    query = update.callback_query
     if action in ("save", "edit", "cancel", "back") and arg != str(draft["rev"]):
         context.notice = context._("This summary is out of date; use the latest one below.")
         return STAY

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from models import periods, stats
 from models.tables import Household, Visit
 from tests.conftest import NOW, Tg, texts
-from tests.seed import WORKER_A, WORKER_B, seed
+from tests.seed import WORKER_A, seed
 
 SH = ZoneInfo("Asia/Shanghai")
 

@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from sqlmodel import select
 
 from bot.localapi import LocalAPIUser, LocalBotAPI, serve_in_thread

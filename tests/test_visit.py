@@ -329,3 +329,29 @@ async def test_other_grid_worker_sees_only_their_households(app, api, db):
     assert "Matches for «3栋»: 2 " in texts(out)
     async with db.session() as s:
         assert (await s.exec(select(func.count()).select_from(Visit))).one() == 0
+
+
+async def test_draft_left_open_across_a_restart_still_times_out(settings, db, api):
+    """PTB keeps no timeout jobs across restarts; start-up schedules them from the draft's last activity."""
+    import asyncio
+
+    from handlers import on_startup
+
+    await seed(db)
+    app1 = await make_app(settings, db, api)
+    await walk_to(Tg(app1, api, WORKER_A), "PEOPLE")
+    await stop_app(app1)
+    clock.advance(timedelta(minutes=20))
+    app2 = await make_app(settings, db, api)
+    u = Tg(app2, api, WORKER_A)
+    await on_startup(app2)
+    for _ in range(100):  # the job runs about a second after start-up
+        if "No reply for 15 minutes" in u.last:
+            break
+        await asyncio.sleep(0.05)
+    assert "No reply for 15 minutes" in u.last and u.draft is None
+    out = await u.send("2")  # the conversation knows its form is gone
+    assert "no longer open" in texts(out)
+    out = await u.send("/visit")
+    assert "Step 1/7" in texts(out)
+    await stop_app(app2)

@@ -4,11 +4,11 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-27 05:35:21.851156
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import models.types
+from alembic import op
 
+import models.types
 
 revision = '0001'
 down_revision = None
