@@ -1,4 +1,10 @@
-"""Handlers: thin layers that turn chat input into calls on models/ and results into messages."""
+"""Handlers: thin layers that turn chat input into calls on models/ and results into messages.
+
+Each flow module exposes `FLOWS` (guided conversations), `HANDLERS` (commands and buttons that
+work whatever the user is doing) and optionally `async def on_startup(app)` (e.g. to schedule
+its jobs). Order matters inside group 0: the first matching handler wins, so conversations come
+first and the catch-alls last.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +13,25 @@ import logging
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
 
-from handlers import admin, errors, start, visits
+from handlers import admin, errors, issues, patrols, start, visits
 from handlers.common import gate
 from handlers.flow import FLOW_BY_NAME, stale_button
 
 log = logging.getLogger(__name__)
 
 GATE_GROUP = -1
+MODULES = (start, visits, patrols, issues, admin)
 
 
 def register_all(app) -> None:  # noqa: ANN001
     timeout = app.settings.conversation_timeout_minutes
     app.add_handler(TypeHandler(Update, gate), group=GATE_GROUP)
-    # Group 0: the first matching handler wins, so flows come before the catch-alls.
-    for flow in (start.JOIN_FLOW, visits.VISIT_FLOW):
-        app.add_handler(flow.handler(timeout))
+    for module in MODULES:
+        for flow in getattr(module, "FLOWS", []):
+            app.add_handler(flow.handler(timeout))
+    for module in MODULES:
+        app.add_handlers(getattr(module, "HANDLERS", []))
     app.add_handlers([
-        CommandHandler("help", start.help_command),
-        CommandHandler("lang", start.lang_command),
-        CallbackQueryHandler(start.lang_button, pattern=r"^lang:"),
-        CommandHandler("my", visits.my_command),
-        CommandHandler("invite", admin.invite_command),
-        CommandHandler("grid_add", admin.grid_add_command),
         CommandHandler("cancel", start.cancel_outside_flow),
         CallbackQueryHandler(stale_button),
         MessageHandler(filters.ALL, start.outside_any_flow),
@@ -37,10 +40,14 @@ def register_all(app) -> None:  # noqa: ANN001
 
 
 async def on_startup(app) -> None:  # noqa: ANN001
-    """Guest command menus, and timeouts for drafts that were open when the bot stopped."""
+    """Guest command menus, timeouts for drafts open when the bot stopped, and each module's start-up."""
     try:
         await start.set_default_menus(app.bot, app.settings.default_language)
     except Exception:  # noqa: BLE001 - a menu is not worth refusing to start over
         log.warning("could not set the default command menu", exc_info=True)
     for flow in FLOW_BY_NAME.values():
         await flow.sweep_on_startup(app, app.user_data)
+    for module in MODULES:
+        hook = getattr(module, "on_startup", None)
+        if hook is not None:
+            await hook(app)

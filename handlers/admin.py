@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from telegram import Update
+from telegram.ext import CommandHandler
 
 from bot.context import GridContext
 from bot.i18n import N_
@@ -65,3 +66,9 @@ def esc_rule(context: GridContext, err: RuleError) -> str:
     """A rule message whose details (typed by the user) are HTML-escaped."""
     safe = RuleError(err.code, **{k: esc(str(v)) for k, v in err.details.items()})
     return rule_message(context, safe, ADMIN_RULES)
+
+
+HANDLERS = [
+    CommandHandler("invite", invite_command),
+    CommandHandler("grid_add", grid_add_command),
+]

@@ -25,7 +25,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Conv
 from bot import clock
 from bot.context import GridContext
 from bot.i18n import N_
-from handlers.common import esc, reply
+from handlers.common import edit_message, esc, reply
 from models.errors import RuleError
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,39 @@ def button(text: str, draft: dict, action: str, arg: str | int = "") -> InlineKe
 
 def keyboard(rows: list[list[InlineKeyboardButton]]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([r for r in rows if r])
+
+
+def toggle_markup(context: GridContext, draft: dict, options: tuple[str, ...], chosen: list[str], labels: dict[str, str]) -> InlineKeyboardMarkup:
+    """One message of toggle buttons (✅/⬜, action `t:<index>`) and a Done button (action `done`)."""
+    rows = [[button(("✅ " if v in chosen else "⬜ ") + context._(labels.get(v, v)), draft, "t", i)] for i, v in enumerate(options)]
+    rows.append([button(context._("Done ✔️"), draft, "done")])
+    return keyboard(rows)
+
+
+async def toggle(update: Update, context: GridContext, draft: dict, arg: str, options: tuple[str, ...], chosen: list[str],
+                 labels: dict[str, str]) -> None:
+    """Flip option `arg` in `chosen` (kept in `options` order) and redraw the toggle message."""
+    if not arg.isdigit() or int(arg) >= len(options):
+        return
+    value = options[int(arg)]
+    if value in chosen:
+        chosen.remove(value)
+    else:
+        chosen.append(value)
+    chosen.sort(key=options.index)
+    await edit_message(update, None, toggle_markup(context, draft, options, chosen, labels))
+
+
+def paged_markup(context: GridContext, draft: dict, choices: list[tuple[str, int | str]], page: int, total: int, page_size: int,
+                 extra: list[InlineKeyboardButton] | None = None) -> InlineKeyboardMarkup:
+    """Search results as buttons (action `pick:<id>`), ◀️/▶️ (action `page:<n>`), then `extra` buttons."""
+    rows = [[button(label, draft, "pick", ident)] for label, ident in choices]
+    nav = []
+    if page > 0:
+        nav.append(button(context._("◀️ Previous"), draft, "page", page - 1))
+    if (page + 1) * page_size < total:
+        nav.append(button(context._("Next ▶️"), draft, "page", page + 1))
+    return keyboard([*rows, nav, extra or []])
 
 
 def rule_message(context: GridContext, err: RuleError, messages: dict[str, str]) -> str:

@@ -24,6 +24,7 @@ from telegram import (
     Update,
 )
 from telegram.error import TelegramError
+from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.context import GridContext
 from bot.i18n import N_, gettext_for
@@ -243,3 +244,11 @@ async def outside_any_flow(update: Update, context: GridContext) -> None:
         await reply(update, context, context._("Unknown command. Send /help to see yours."))
     else:
         await reply(update, context, context._("I am not waiting for anything right now. Send /help to see what you can do."))
+
+
+FLOWS = [JOIN_FLOW]
+HANDLERS = [
+    CommandHandler("help", help_command),
+    CommandHandler("lang", lang_command),
+    CallbackQueryHandler(lang_button, pattern=r"^lang:"),
+]

@@ -30,12 +30,27 @@ from datetime import datetime
 
 from telegram import Update
 from telegram.error import TelegramError
+from telegram.ext import CommandHandler
 
 from bot import clock
 from bot.context import GridContext
 from bot.i18n import N_
 from handlers.common import edit_message, esc, percent, reply, requires
-from handlers.flow import END, STALE, STAY, Flow, Step, button, keyboard, register_flow, rule_message, summary_line
+from handlers.flow import (
+    END,
+    STALE,
+    STAY,
+    Flow,
+    Step,
+    button,
+    keyboard,
+    paged_markup,
+    register_flow,
+    rule_message,
+    summary_line,
+    toggle,
+    toggle_markup,
+)
 from models import stats
 from models.errors import RuleError
 from models.tables import Role
@@ -96,19 +111,14 @@ async def _results(context: GridContext, draft: dict) -> tuple[str, object]:
     async with context.db.session() as session:
         rows, total = await search_households(session, data["grid_ids"], query, page * PAGE_SIZE, PAGE_SIZE)
     if total == 0:
-        text = context._("No household of your grids matches «{query}». Try another part of the address, or add it as a new household.").format(query=esc(query))
+        text = context._("No household of your grids matches «{query}». Try another part of the address, or add it as a new household.").format(
+            query=esc(query))
     else:
-        pages = math.ceil(total / PAGE_SIZE)
         text = context._("Matches for «{query}»: {total} (page {page}/{pages}). Pick one:").format(
-            total=total, query=esc(query), page=page + 1, pages=pages
-        )
-    rows_kb = [[button(f"{r.address} · {r.grid_code}" + (" · " + "、".join(r.tags) if r.tags else ""), draft, "pick", r.id)] for r in rows]
-    nav = []
-    if page > 0:
-        nav.append(button(context._("◀️ Previous"), draft, "page", page - 1))
-    if (page + 1) * PAGE_SIZE < total:
-        nav.append(button(context._("Next ▶️"), draft, "page", page + 1))
-    return text, keyboard([*rows_kb, nav, [button(context._("➕ New household"), draft, "new")]])
+            total=total, query=esc(query), page=page + 1, pages=math.ceil(total / PAGE_SIZE))
+    choices = [(f"{r.address} · {r.grid_code}" + (" · " + "、".join(r.tags) if r.tags else ""), r.id) for r in rows]
+    extra = [button(context._("➕ New household"), draft, "new")]
+    return text, paged_markup(context, draft, choices, page, total, PAGE_SIZE, extra)
 
 
 async def household_text(update: Update, context: GridContext, draft: dict) -> str | None:
@@ -182,34 +192,16 @@ async def new_grid_button(update: Update, context: GridContext, draft: dict, act
     return NEW_TAGS
 
 
-def _toggle_markup(context: GridContext, draft: dict, options: tuple[str, ...], chosen: list[str], labels: dict[str, str]):  # noqa: ANN202
-    rows = [[button(("✅ " if v in chosen else "⬜ ") + context._(labels[v]), draft, "t", i)] for i, v in enumerate(options)]
-    rows.append([button(context._("Done ✔️"), draft, "done")])
-    return keyboard(rows)
-
-
-async def _toggle(update: Update, context: GridContext, draft: dict, arg: str, options: tuple[str, ...], chosen: list[str], labels: dict[str, str]) -> None:
-    if not arg.isdigit() or int(arg) >= len(options):
-        return
-    value = options[int(arg)]
-    if value in chosen:
-        chosen.remove(value)
-    else:
-        chosen.append(value)
-    chosen.sort(key=options.index)
-    await edit_message(update, None, _toggle_markup(context, draft, options, chosen, labels))
-
-
 async def ask_new_tags(update: Update, context: GridContext, draft: dict) -> None:
     tags = draft["data"]["new_household"]["tags"]
     await reply(update, context, context._("Tags for this household (optional): tap to toggle, then Done."),
-                reply_markup=_toggle_markup(context, draft, HOUSEHOLD_TAGS, tags, TAG_LABELS))
+                reply_markup=toggle_markup(context, draft, HOUSEHOLD_TAGS, tags, TAG_LABELS))
 
 
 async def new_tags_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     tags = draft["data"]["new_household"]["tags"]
     if action == "t":
-        await _toggle(update, context, draft, arg, HOUSEHOLD_TAGS, tags, TAG_LABELS)
+        await toggle(update, context, draft, arg, HOUSEHOLD_TAGS, tags, TAG_LABELS)
         return STAY
     if action == "done":
         return await new_tags_done(update, context, draft)
@@ -242,13 +234,13 @@ async def people_text(update: Update, context: GridContext, draft: dict) -> str 
 async def ask_situation(update: Update, context: GridContext, draft: dict) -> None:
     chosen = draft["data"].setdefault("situations", [])
     await reply(update, context, context._("📋 <b>Step 3/7 · Situation</b>\nTap every situation that applies, then Done."),
-                reply_markup=_toggle_markup(context, draft, SITUATIONS, chosen, SITUATION_LABELS))
+                reply_markup=toggle_markup(context, draft, SITUATIONS, chosen, SITUATION_LABELS))
 
 
 async def situation_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     chosen = draft["data"].setdefault("situations", [])
     if action == "t":
-        await _toggle(update, context, draft, arg, SITUATIONS, chosen, SITUATION_LABELS)
+        await toggle(update, context, draft, arg, SITUATIONS, chosen, SITUATION_LABELS)
         return STAY
     if action == "done":
         if not chosen:
@@ -473,3 +465,7 @@ async def my_command(update: Update, context: GridContext) -> None:
     if not summary.grids:
         lines += ["", context._("You have no grid assigned.")]
     await reply(update, context, "\n".join(lines))
+
+
+FLOWS = [VISIT_FLOW]
+HANDLERS = [CommandHandler("my", my_command)]

@@ -53,11 +53,17 @@ def test_env_file_is_read(tmp_path):
 
 
 def test_db_commands(tmp_path):
+    from alembic.script import ScriptDirectory
+
+    from bot.db import alembic_config
+
     url = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
-    assert "revision: 0001" in run(url, tmp_path, "db", "upgrade").stdout
+    head = ScriptDirectory.from_config(alembic_config(url["DATABASE_URL"])).get_current_head()
+    assert f"revision: {head}" in run(url, tmp_path, "db", "upgrade").stdout
+    assert "revision: 0001" in run(url, tmp_path, "db", "downgrade", "0001").stdout
     assert "base (empty)" in run(url, tmp_path, "db", "downgrade", "base").stdout
-    assert "revision: 0001" in run(url, tmp_path, "db", "upgrade").stdout
-    assert "revision: 0001" in run(url, tmp_path, "db", "current").stdout
+    assert f"revision: {head}" in run(url, tmp_path, "db", "upgrade").stdout
+    assert f"revision: {head}" in run(url, tmp_path, "db", "current").stdout
 
 
 def test_unreachable_database_is_one_line(tmp_path):
