@@ -31,9 +31,12 @@ migrate: install
 run: install
 	$(VENV)/bin/gridbot run
 
+# Both engines always run (each prints its counts); the target fails if either run failed.
 test: install
-	$(MAKE) --no-print-directory test-sqlite
-	$(MAKE) --no-print-directory test-postgresql
+	@status=0; \
+	$(MAKE) --no-print-directory test-sqlite || status=1; \
+	$(MAKE) --no-print-directory test-postgresql || status=1; \
+	exit $$status
 
 test-sqlite:
 	@echo "=== gridbot test suite on SQLite ==="

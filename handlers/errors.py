@@ -11,8 +11,8 @@ from telegram import Update
 
 from bot import clock
 from bot.context import GridContext
-from bot.i18n import gettext_for
-from models.users import active_admin_telegram_ids
+from bot.i18n import gettext_for, resolve_language
+from models.users import active_admin_telegram_ids, get_member
 
 log = logging.getLogger(__name__)
 ALERT_INTERVAL = timedelta(minutes=10)
@@ -31,6 +31,7 @@ async def on_error(update: object, context: GridContext) -> None:
     update_id = update.update_id if isinstance(update, Update) else None
     log.error("error while handling update %s: %s", update_id, error_kind(exc), exc_info=exc)
     if isinstance(update, Update) and update.effective_chat is not None:
+        context.lang = await _language_of(context, update)
         busy = isinstance(exc, (OperationalError, DBAPIError))
         text = (
             context._("The database is busy right now. Nothing was lost: please send that again in a moment.")
@@ -44,6 +45,20 @@ async def on_error(update: object, context: GridContext) -> None:
         except Exception:  # noqa: BLE001 - the error handler must never raise itself
             log.warning("could not send the apology for update %s", update_id, exc_info=True)
     await _alert_admins(context, exc, update_id)
+
+
+async def _language_of(context: GridContext, update: Update) -> str:
+    """Error handlers get a fresh context: find the user's language again (the database may be down)."""
+    user = update.effective_user
+    chosen = None
+    if user is not None:
+        try:
+            async with context.db.session() as session:
+                member = await get_member(session, user.id)
+            chosen = member.language if member else None
+        except Exception:  # noqa: BLE001
+            log.info("language lookup failed; using the Telegram language")
+    return resolve_language(chosen, user.language_code if user else None, context.settings.default_language)
 
 
 async def _alert_admins(context: GridContext, exc: BaseException, update_id: int | None) -> None:

@@ -100,9 +100,12 @@ def paged_markup(context: GridContext, draft: dict, choices: list[tuple[str, int
     return keyboard([*rows, nav, extra or []])
 
 
+NOT_ACCEPTED = N_("That was not accepted.")
+
+
 def rule_message(context: GridContext, err: RuleError, messages: dict[str, str]) -> str:
     """The user's-language text for a RuleError (`messages` maps codes to N_() texts)."""
-    return context._(messages.get(err.code, N_("That was not accepted."))).format(**err.details)
+    return context._(messages.get(err.code, NOT_ACCEPTED)).format(**err.details)
 
 
 class Flow:
