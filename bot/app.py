@@ -32,7 +32,15 @@ class GridApplication(Application):
         await super().process_update(update)
         # PTB flushes persistence on a timer; writing now means a SIGKILL loses no step or draft.
         if self.persistence is not None:
-            await self.update_persistence()
+            try:
+                await self.update_persistence()
+            except Exception:  # staged changes stay and are retried with the next round
+                log.exception("could not write the chat state after update %s", getattr(update, "update_id", None))
+
+    async def update_persistence(self) -> None:
+        await super().update_persistence()
+        if isinstance(self.persistence, DatabasePersistence):
+            await self.persistence.write_staged()
 
 
 def build_application(

@@ -2,6 +2,9 @@
 
 Conversation states and user data are written after every update (see `GridApplication`), not only
 on PTB's periodic flush, so a SIGKILL mid-flow resumes the worker at the same step with the draft.
+PTB hands over each changed blob separately; they are staged and written together in one
+transaction (`write_staged`), so a user's draft and their conversation step never disagree.
+Chat and bot data are not used by gridbot and not stored.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from telegram.ext._utils.types import ConversationDict, ConversationKey
 from bot.db import Database
 from models import state
 
+_DELETE = object()
 USER_DATA = "user_data"
 CHAT_DATA = "chat_data"
 BOT_DATA = "bot_data"
@@ -27,10 +31,11 @@ def _conv_kind(name: str) -> str:
 class DatabasePersistence(BasePersistence[dict, dict, dict]):
     def __init__(self, db: Database, update_interval: float = 5) -> None:
         super().__init__(
-            store_data=PersistenceInput(bot_data=True, chat_data=True, user_data=True, callback_data=False),
+            store_data=PersistenceInput(bot_data=False, chat_data=False, user_data=True, callback_data=False),
             update_interval=update_interval,
         )
         self.db = db
+        self._staged: dict[tuple[str, str], object] = {}  # (kind, key) -> data, or _DELETE
 
     # -- reads (once, at start-up) --------------------------------------------------------------
 
@@ -57,12 +62,27 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
     # -- writes ---------------------------------------------------------------------------------
 
     async def _put(self, kind: str, key: str, data: object) -> None:
-        async with self.db.session() as session:
-            await state.put(session, kind, key, data)
+        self._staged[(kind, key)] = data
 
     async def _remove(self, kind: str, key: str) -> None:
-        async with self.db.session() as session:
-            await state.remove(session, kind, key)
+        self._staged[(kind, key)] = _DELETE
+
+    async def write_staged(self) -> None:
+        """Write every staged change in one transaction (called after each persistence round)."""
+        if not self._staged:
+            return
+        staged, self._staged = self._staged, {}
+        try:
+            async with self.db.session() as session:
+                for (kind, key), data in staged.items():
+                    if data is _DELETE:
+                        await state.remove(session, kind, key)
+                    else:
+                        await state.put(session, kind, key, data)
+        except Exception:
+            # Keep the changes for the next round, unless newer ones were staged meanwhile.
+            self._staged = {**staged, **self._staged}
+            raise
 
     async def update_user_data(self, user_id: int, data: dict) -> None:
         await self._put(USER_DATA, str(user_id), data)
@@ -98,4 +118,4 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         return None
 
     async def flush(self) -> None:
-        return None  # every change is already written
+        await self.write_staged()
