@@ -6,6 +6,7 @@ A bad value stops start-up with one line naming the variable (see `format_settin
 from __future__ import annotations
 
 import re
+from datetime import time
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -33,7 +34,11 @@ class Settings(BaseSettings):
     visit_target_percent: float = Field(default=20, gt=0, le=100)
     media_dir: Path = Path("./media")
     invite_valid_days: int = Field(default=7, ge=1, le=365)
+    issue_categories_file: Path | None = None  # JSON {"category": deadline days}; default: models/issues.DEFAULT_CATEGORIES
     log_level: str = "INFO"
+    patrol_checklist_file: Path | None = None
+    rectify_days_default: int = Field(default=3, ge=1, le=60)
+    reinspection_reminder_time: str = "08:17"
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -91,6 +96,16 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(SUPPORTED_LANGUAGES)}")
         return v
 
+    @field_validator("issue_categories_file", mode="before")
+    @classmethod
+    def _issue_categories(cls, v: object) -> object:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        from models.issues import load_categories  # local import: settings must not pull SQLAlchemy early
+
+        load_categories(Path(str(v)))  # a bad file stops start-up with one line naming the variable
+        return v
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, v: str) -> str:
@@ -99,9 +114,47 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return v
 
+    @field_validator("patrol_checklist_file", mode="before")
+    @classmethod
+    def _checklist_file(cls, v: object) -> object:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        from models.checklist import load_checklist_file  # local import: plain Python, validated at start-up
+
+        load_checklist_file(Path(str(v).strip()))
+        return Path(str(v).strip())
+
+    @field_validator("reinspection_reminder_time")
+    @classmethod
+    def _reminder_time(cls, v: str) -> str:
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})", v.strip())
+        if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+            raise ValueError(f"must be a local time of day as HH:MM, such as 08:17; got {v!r}")
+        return f"{int(m.group(1)):02d}:{m.group(2)}"
+
     @cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @cached_property
+    def patrol_checklist(self):  # noqa: ANN201 - models.checklist.Checklist
+        """Checklist items per shop category: PATROL_CHECKLIST_FILE over the built-in defaults."""
+        from models.checklist import DEFAULT_CHECKLIST, load_checklist_file
+
+        return load_checklist_file(self.patrol_checklist_file) if self.patrol_checklist_file else dict(DEFAULT_CHECKLIST)
+
+    @property
+    def reinspection_time(self) -> time:
+        """REINSPECTION_REMINDER_TIME as an aware local time of day (for the daily job)."""
+        hours, minutes = self.reinspection_reminder_time.split(":")
+        return time(int(hours), int(minutes), tzinfo=self.tz)
+
+    @cached_property
+    def issue_categories(self) -> dict[str, float]:
+        """Issue categories and their deadlines in days, in display order."""
+        from models.issues import DEFAULT_CATEGORIES, load_categories
+
+        return load_categories(self.issue_categories_file) if self.issue_categories_file else dict(DEFAULT_CATEGORIES)
 
     @property
     def visit_target(self) -> float:

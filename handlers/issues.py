@@ -1,4 +1,1006 @@
-"""Issue reports (问题上报): being built (issue 4)."""
+"""Issue reports (问题上报): `/report`, the dispatch and work buttons, `/tasks`, `/issue`.
 
-FLOWS: list = []
-HANDLERS: list = []
+The report form (`report` flow):
+
+```mermaid
+stateDiagram-v2
+    [*] --> CATEGORY: /report, or 📝 on a saved visit (or patrol)
+    CATEGORY --> GRID: category (reporter has several grids)
+    CATEGORY --> DESCRIPTION: category
+    GRID --> DESCRIPTION: grid
+    DESCRIPTION --> WHERE: text
+    DESCRIPTION --> URGENCY: text (from a visit or patrol: place and photos carried over)
+    WHERE --> WHERE: location or address (the other is asked for)
+    WHERE --> PHOTOS: both given, or /done with one
+    PHOTOS --> URGENCY: /done (0-10 photos)
+    URGENCY --> CONFIRM: urgent / normal
+    CONFIRM --> [*]: submit, or add to a nearby open issue, or cancel
+    CONFIRM --> SPOT_NOTE: resolved on the spot
+    SPOT_NOTE --> SPOT_PHOTO: what was done
+    SPOT_PHOTO --> [*]: after-photo(s), then /done
+    CONFIRM --> CATEGORY: edit a field (then back to CONFIRM)
+```
+
+A reason or a resolution note (`issue_note` flow), entered from a button on an issue:
+
+```mermaid
+stateDiagram-v2
+    [*] --> NOTE: ❌ Reject / 🔁 Reopen / ↩️ Hand back / ✅ Resolved
+    NOTE --> [*]: reason (reject, reopen, hand back): the transition is made
+    NOTE --> AFTER_PHOTO: note (resolve)
+    AFTER_PHOTO --> [*]: after-photos then /done, or /skip: the transition is made
+```
+Every state: /cancel discards the draft; a wrong kind of input is answered and the step stays.
+
+Everything else is a plain button (`iss:<action>:<issue id>:<status letter>[:<arg>]`) that works
+whatever the user is doing: assign (pick a worker or oneself), start, verify. Each button carries
+the status it was drawn for, so a stale button or a double tap is refused by the compare-and-set in
+`models.issues.transition` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import CallbackQueryHandler, CommandHandler
+
+from bot import clock
+from bot.context import GridContext
+from bot.i18n import N_, gettext_for, resolve_language
+from handlers.common import edit_message, esc, reply, requires
+from handlers.flow import (
+    END,
+    FLOW_BY_NAME,
+    STALE,
+    STAY,
+    Flow,
+    Step,
+    button,
+    keyboard,
+    register_flow,
+    rule_message,
+    summary_line,
+)
+from models.errors import RuleError
+from models.issues import (
+    CODE_STATUS,
+    MAX_PHOTOS,
+    STATUS_CODE,
+    IssueDraft,
+    IssueView,
+    TransitionResult,
+    allowed_actions,
+    attach_to_issue,
+    check,
+    create_issue,
+    dispatchers,
+    due_at_for,
+    find_issue,
+    get_issue,
+    grid_workers,
+    issue_history,
+    issue_photos,
+    may_view,
+    member_by_id,
+    nearby_open_issues,
+    open_tasks,
+    supervisor_queue,
+    transition,
+    validate_address,
+    validate_description,
+    validate_note,
+    visit_prefill,
+)
+from models.tables import Role
+from models.users import Member, grids_by_ids
+
+log = logging.getLogger(__name__)
+
+CATEGORY, GRID, DESCRIPTION, WHERE, PHOTOS, URGENCY = "CATEGORY", "GRID", "DESCRIPTION", "WHERE", "PHOTOS", "URGENCY"
+CONFIRM, SPOT_NOTE, SPOT_PHOTO = "CONFIRM", "SPOT_NOTE", "SPOT_PHOTO"
+NOTE, AFTER_PHOTO = "NOTE", "AFTER_PHOTO"
+ALL = (Role.WORKER, Role.SUPERVISOR, Role.ADMIN)
+VISIT_HAZARDS = {"安全隐患", "矛盾纠纷"}  # a visit with one of these offers "report an issue"
+MAX_LISTED = 10
+
+CATEGORY_LABELS = {
+    "市容环境": N_("City appearance"), "户外招牌": N_("Outdoor signs"), "违规地锁": N_("Illegal ground locks"),
+    "僵尸车": N_("Zombie cars"), "违规种菜": N_("Illegal vegetable plots"), "油烟扰民": N_("Restaurant fumes"),
+    "排水污水": N_("Drainage and sewage"), "垃圾分类": N_("Waste sorting"), "安全隐患": N_("Safety hazard"),
+    "矛盾纠纷": N_("Dispute"), "其他": N_("Other"),
+}
+STATUS_LABELS = {
+    "reported": N_("reported"), "assigned": N_("assigned"), "in_progress": N_("in progress"), "resolved": N_("resolved"),
+    "closed": N_("closed"), "rejected": N_("rejected"), "reopened": N_("reopened"), "new": N_("new"),
+}
+ACTION_LABELS = {
+    "submit": N_("reported it"), "resolve_on_spot": N_("resolved it on the spot"), "assign": N_("assigned it to {name}"),
+    "reject": N_("rejected it"), "start": N_("started work"), "resolve": N_("resolved it"), "hand_back": N_("handed it back"),
+    "verify": N_("verified and closed it"), "reopen": N_("reopened it"), "attach": N_("added a report of the same problem"),
+}
+ACTION_NAMES = {
+    "submit": N_("submit"), "resolve_on_spot": N_("resolve on the spot"), "assign": N_("assign"), "reject": N_("reject"),
+    "start": N_("start"), "resolve": N_("resolve"), "hand_back": N_("hand back"), "verify": N_("verify"), "reopen": N_("reopen"),
+    "attach": N_("add to"),
+}
+RULE_MESSAGES = {
+    "not_found": N_("That issue does not exist."),
+    "wrong_grid": N_("That issue belongs to another grid; you cannot act on it."),
+    "not_your_role": N_("Your role cannot {action} an issue."),
+    "not_assignee": N_("Only the person the issue is assigned to can do that."),
+    "stale_status": N_("Nothing was changed: this button was for a {expected} issue, and the issue is now {status}."),
+    "not_allowed": N_("Nothing was changed: an issue that is {status} cannot be given the action «{action}»."),
+    "reason_required": N_("A reason is required; nothing was changed."),
+    "bad_assignee": N_("That person cannot take this issue: only an active worker of its grid (or you yourself)."),
+    "description_length": N_("The description must be {min} to {max} characters; yours has {n}."),
+    "note_length": N_("The note can be at most {max} characters; yours has {n}. Please shorten it."),
+    "address_length": N_("The address must be {min} to {max} characters."),
+    "where_required": N_("Share a location or type an address first."),
+    "bad_category": N_("The category «{category}» is no longer offered; edit the category."),
+    "after_photo_required": N_("Send at least one photo of the fixed problem, then /done."),
+    "not_open": N_("That issue is no longer open ({status}); submit your report as a new issue instead."),
+    "not_your_visit": N_("Only the worker who logged that visit can report an issue from it."),
+    "already_reported": N_("An issue was already reported from this visit: {human_id}. /issue {human_id} shows it."),
+}
+NOTE_PROMPTS = {
+    "reject": N_("❌ Why is issue {id} rejected? Send the reason as text (/cancel to leave it as it is)."),
+    "reopen": N_("🔁 Why is issue {id} reopened? Send the reason as text (/cancel to leave it as it is)."),
+    "hand_back": N_("↩️ Why are you handing issue {id} back? Send the reason as text (/cancel to keep it)."),
+    "resolve": N_("✅ What was done to resolve issue {id}? Send a short note (/cancel to leave it open)."),
+}
+DONE_MESSAGES = {
+    "assign": N_("👤 Issue {id} is assigned to {name}."),
+    "reject": N_("❌ Issue {id} is rejected."),
+    "start": N_("▶️ Work on issue {id} has started."),
+    "resolve": N_("✅ Issue {id} is resolved; a supervisor will verify it."),
+    "hand_back": N_("↩️ Issue {id} is handed back for dispatch."),
+    "verify": N_("✔️ Issue {id} is verified and closed."),
+    "reopen": N_("🔁 Issue {id} is reopened."),
+}
+
+
+# -- text helpers -------------------------------------------------------------------------------
+
+
+def _t_for(context: GridContext, member: Member) -> Callable[[str], str]:
+    return gettext_for(resolve_language(member.language, None, context.settings.default_language))
+
+
+def category_label(t: Callable[[str], str], category: str) -> str:
+    return t(CATEGORY_LABELS[category]) if category in CATEGORY_LABELS else category
+
+
+def status_label(t: Callable[[str], str], status: str) -> str:
+    return t(STATUS_LABELS.get(status, status))
+
+
+def _when(context: GridContext, at: datetime) -> str:
+    return at.astimezone(context.settings.tz).strftime("%Y-%m-%d %H:%M")
+
+
+def deadline_text(t: Callable[[str], str], days: float, urgent: bool) -> str:
+    hours = days * 24 / (2 if urgent else 1)
+    if hours % 24 == 0:
+        return t("{n} d").format(n=int(hours // 24))
+    return t("{n} h").format(n=f"{hours:g}")
+
+
+def issue_rule_message(context: GridContext, err: RuleError, t: Callable[[str], str] | None = None) -> str:
+    t = t or context._
+    details = dict(err.details)
+    for key in ("status", "expected"):
+        if key in details:
+            details[key] = status_label(t, str(details[key]))
+    if "action" in details:
+        details["action"] = t(ACTION_NAMES.get(str(details["action"]), str(details["action"])))
+    return rule_message(context, RuleError(err.code, **details), RULE_MESSAGES)
+
+
+def card(context: GridContext, t: Callable[[str], str], issue: IssueView) -> str:
+    """An issue in a few lines (HTML; every user text escaped)."""
+    now = clock.now()
+    head = f"📌 <b>{issue.human_id}</b> · {esc(category_label(t, issue.category))}"
+    if issue.urgent:
+        head += " · " + t("🔴 urgent")
+    status = status_label(t, issue.status)
+    if issue.assignee_name and issue.status in ("assigned", "in_progress"):
+        status += f" → {esc(issue.assignee_name)}"
+    due = _when(context, issue.due_at)
+    if issue.overdue(now):
+        due += " " + t("⏰ overdue")
+    lines = [
+        head,
+        summary_line(t("Grid"), esc(f"{issue.grid_code} · {issue.grid_name}")),
+        summary_line(t("Status"), status),
+        summary_line(t("Reported"), t("{when} by {name}").format(when=_when(context, issue.reported_at), name=esc(issue.reporter_name or "?"))),
+        summary_line(t("Due"), due),
+        summary_line(t("Description"), esc(issue.description)),
+    ]
+    if issue.address:
+        lines.append(summary_line(t("Address"), esc(issue.address)))
+    if issue.latitude is not None:
+        lines.append(summary_line(t("Location"), f"{issue.latitude:.5f}, {issue.longitude:.5f}"))
+    if issue.photos:
+        lines.append(summary_line(t("Photos"), str(issue.photos)))
+    return "\n".join(lines)
+
+
+def _data(action: str, issue: IssueView, arg: str | int = "") -> str:
+    data = f"iss:{action}:{issue.id}:{STATUS_CODE[issue.status]}"
+    return data + (f":{arg}" if arg != "" else "")
+
+
+def _note_data(action: str, issue: IssueView) -> str:
+    return f"issn:{action}:{issue.id}:{STATUS_CODE[issue.status]}"
+
+
+BUTTONS = {
+    "assign": (N_("👤 Assign"), lambda i: _data("pick", i)),
+    "reject": (N_("❌ Reject"), lambda i: _note_data("reject", i)),
+    "start": (N_("▶️ Start"), lambda i: _data("start", i)),
+    "resolve": (N_("✅ Resolved"), lambda i: _note_data("resolve", i)),
+    "hand_back": (N_("↩️ Hand back"), lambda i: _note_data("hand_back", i)),
+    "verify": (N_("✔️ Verify and close"), lambda i: _data("verify", i)),
+    "reopen": (N_("🔁 Reopen"), lambda i: _note_data("reopen", i)),
+}
+
+
+def action_markup(t: Callable[[str], str], issue: IssueView, member: Member) -> InlineKeyboardMarkup | None:
+    """The buttons `member` may press on `issue` now (from the transition table)."""
+    row = [InlineKeyboardButton(t(BUTTONS[a][0]), callback_data=BUTTONS[a][1](issue)) for a in allowed_actions(issue, member) if a in BUTTONS]
+    return InlineKeyboardMarkup([row[i:i + 2] for i in range(0, len(row), 2)]) if row else None
+
+
+async def _send(context: GridContext, member: Member, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Tell another user; a failed notification never undoes what was committed."""
+    try:
+        await context.bot.send_message(member.telegram_id, text, reply_markup=markup)
+    except TelegramError:
+        log.warning("could not notify user %s", member.id, exc_info=True)
+
+
+async def _answer(update: Update, text: str | None = None, alert: bool = False) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        await query.answer(text[:190] if text else None, show_alert=alert)
+    except BadRequest:
+        log.info("callback query too old to answer")
+
+
+async def _download(update: Update, context: GridContext) -> dict | None:
+    """The largest size of the message's photo, kept in the media store; None after telling the user."""
+    size = update.message.photo[-1]
+    try:
+        tg_file = await context.bot.get_file(size.file_id)
+        content = bytes(await tg_file.download_as_bytearray())
+    except TelegramError:
+        log.warning("photo download failed", exc_info=True)
+        await reply(update, context, context._("I could not fetch that photo from Telegram. Please send it again."))
+        return None
+    digest, _path = context.app.media.put(content)
+    return {"file_id": size.file_id, "file_unique_id": size.file_unique_id, "sha256": digest}
+
+
+# -- notifications -------------------------------------------------------------------------------
+
+
+async def notify_dispatchers(context: GridContext, issue: IssueView, headline: str, actor: Member | None = None, note: str | None = None) -> None:
+    """The grid's supervisors (admins when it has none) get the issue with their buttons."""
+    async with context.db.session() as session:
+        members = await dispatchers(session, issue.grid_id)
+    for m in members:
+        if actor is not None and m.id == actor.id:
+            continue
+        t = _t_for(context, m)
+        text = t(headline).format(id=issue.human_id) + "\n\n" + card(context, t, issue)
+        if note:
+            text += "\n" + summary_line(t("Note"), esc(note))
+        await _send(context, m, text, action_markup(t, issue, m))
+
+
+async def notify_change(context: GridContext, result: TransitionResult, actor: Member, note: str | None) -> None:
+    """After a transition: who must hear of it (the reporter always; assignee, supervisors as the step needs)."""
+    issue, action = result.issue, result.action
+    async with context.db.session() as session:
+        reporter = await member_by_id(session, issue.reporter_id)
+        assignee = await member_by_id(session, issue.assignee_id) if issue.assignee_id else None
+    told: set[int] = {actor.id}
+    if action == "assign" and assignee is not None and assignee.id not in told:
+        t = _t_for(context, assignee)
+        await _send(context, assignee, t("📥 A new task for you, from {name}:").format(name=esc(actor.display_name or "?")) + "\n\n"
+                    + card(context, t, issue), action_markup(t, issue, assignee))
+        told.add(assignee.id)
+    if action in ("resolve", "hand_back", "reopen"):
+        headline = {"resolve": N_("✅ Issue {id} is resolved: please verify it."), "hand_back": N_("↩️ Issue {id} was handed back: please dispatch it again."),
+                    "reopen": N_("🔁 Issue {id} was reopened: please dispatch it again.")}[action]
+        await notify_dispatchers(context, issue, headline, actor, note)
+    if reporter is not None and reporter.id not in told:
+        t = _t_for(context, reporter)
+        text = t("🔔 Your issue {id} ({category}) is now {status}: {who} {what}.").format(
+            id=issue.human_id, category=esc(category_label(t, issue.category)), status=status_label(t, issue.status),
+            who=esc(actor.display_name or "?"), what=t(ACTION_LABELS[action]).format(name=esc(issue.assignee_name or "?")))
+        if note:
+            text += "\n" + summary_line(t("Note"), esc(note))
+        await _send(context, reporter, text)
+
+
+# -- the report form: steps ---------------------------------------------------------------------------
+
+
+def _categories(context: GridContext) -> list[str]:
+    return list(context.settings.issue_categories)
+
+
+async def ask_category(update: Update, context: GridContext, draft: dict) -> None:
+    cats = context.settings.issue_categories
+    labels = [button(f"{category_label(context._, c)} · {deadline_text(context._, days, False)}", draft, "cat", i) for i, (c, days) in enumerate(cats.items())]
+    rows = [labels[i:i + 2] for i in range(0, len(labels), 2)]
+    text = context._("🗂 <b>Step 1/6 · Category</b>\nWhat kind of problem is it? (The deadline of each category is shown.)")
+    source = draft["data"].get("source")
+    if source != "chat":
+        text += "\n" + context._("The place and photos of the {source} are carried over.").format(source=context._(SOURCE_NAMES.get(source, source)))
+    await reply(update, context, text, reply_markup=keyboard(rows))
+
+
+SOURCE_NAMES = {"visit": N_("visit"), "patrol": N_("patrol")}
+
+
+async def category_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+    cats = _categories(context)
+    if action != "cat" or not arg.isdigit() or int(arg) >= len(cats):
+        return STALE
+    data = draft["data"]
+    data["category"] = cats[int(arg)]
+    await edit_message(update, context._("🗂 Category: {category}").format(category=esc(category_label(context._, data["category"]))))
+    return GRID if data.get("grid_id") is None else DESCRIPTION
+
+
+async def ask_grid(update: Update, context: GridContext, draft: dict) -> None:
+    async with context.db.session() as session:
+        grids = await grids_by_ids(session, draft["data"]["grid_ids"])
+    await reply(update, context, context._("Which grid is the problem in?"),
+                reply_markup=keyboard([[button(f"{g.code} · {g.name}", draft, "grid", g.id)] for g in grids]))
+
+
+async def grid_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+    data = draft["data"]
+    if action != "grid" or not arg.isdigit() or int(arg) not in data["grid_ids"]:
+        return STALE
+    data["grid_id"] = int(arg)
+    async with context.db.session() as session:
+        (grid,) = await grids_by_ids(session, [int(arg)])
+    await edit_message(update, context._("Grid: {grid}").format(grid=esc(f"{grid.code} · {grid.name}")))
+    return DESCRIPTION
+
+
+async def ask_description(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(update, context, context._("📝 <b>Step 2/6 · Description</b>\nDescribe the problem in a few words."))
+
+
+async def description_text(update: Update, context: GridContext, draft: dict) -> str | None:
+    try:
+        draft["data"]["description"] = validate_description(update.message.text)
+    except RuleError as err:
+        await reply(update, context, issue_rule_message(context, err))
+        return STAY
+    return URGENCY if draft["data"].get("source") != "chat" and not draft.get("editing") else WHERE
+
+
+async def ask_where(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(update, context, context._(
+        "📍 <b>Step 3/6 · Where</b>\nShare the location (📎 → Location) and/or type the address, e.g. <code>幸福路12号门口</code>."))
+
+
+async def where_location(update: Update, context: GridContext, draft: dict) -> str | None:
+    loc, data = update.message.location, draft["data"]
+    data.update(latitude=loc.latitude, longitude=loc.longitude)
+    if data.get("address"):
+        return PHOTOS
+    await reply(update, context, context._("📍 Location received. Type the address too if it helps, or /done."))
+    return STAY
+
+
+async def where_text(update: Update, context: GridContext, draft: dict) -> str | None:
+    data = draft["data"]
+    try:
+        data["address"] = validate_address(update.message.text)
+    except RuleError as err:
+        await reply(update, context, issue_rule_message(context, err))
+        return STAY
+    if data.get("latitude") is not None:
+        return PHOTOS
+    await reply(update, context, context._("🏷 Address noted. Share the location too (📎 → Location) so nearby reports can be matched, or /done."))
+    return STAY
+
+
+async def where_done(update: Update, context: GridContext, draft: dict) -> str | None:
+    data = draft["data"]
+    if data.get("latitude") is None and not data.get("address"):
+        await reply(update, context, context._("Share a location or type an address first."))
+        return STAY
+    return PHOTOS
+
+
+async def ask_photos(update: Update, context: GridContext, draft: dict) -> None:
+    text = context._("📷 <b>Step 4/6 · Photos</b>\nSend up to {max} photos of the problem (none is fine), then /done.")
+    await reply(update, context, text.format(max=MAX_PHOTOS))
+
+
+async def _add_photo(update: Update, context: GridContext, photos: list[dict]) -> None:
+    if len(photos) >= MAX_PHOTOS:
+        await reply(update, context, context._("That is already {max} photos, the most one report keeps. Send /done.").format(max=MAX_PHOTOS))
+        return
+    photo = await _download(update, context)
+    if photo is not None:
+        photos.append(photo)
+        await reply(update, context, context._("Photo {n} received. Send more, or /done.").format(n=len(photos)))
+
+
+async def photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
+    await _add_photo(update, context, draft["data"].setdefault("photos", []))
+    return STAY
+
+
+async def photos_done(update: Update, context: GridContext, draft: dict) -> str | None:
+    return URGENCY
+
+
+async def ask_urgency(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(update, context, context._("⏱ <b>Step 5/6 · Urgency</b>\nIs it urgent? Urgent halves the deadline."),
+                reply_markup=keyboard([[button(context._("🔴 Urgent"), draft, "urgent", 1), button(context._("🟢 Normal"), draft, "urgent", 0)]]))
+
+
+async def urgency_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+    if action != "urgent" or arg not in ("0", "1"):
+        return STALE
+    draft["data"]["urgent"] = arg == "1"
+    await edit_message(update, context._("⏱ Urgent") if arg == "1" else context._("⏱ Normal"))
+    return CONFIRM
+
+
+# -- the summary --------------------------------------------------------------------------------------
+
+EDITABLE = [(CATEGORY, N_("Category")), (DESCRIPTION, N_("Description")), (WHERE, N_("Where")), (PHOTOS, N_("Photos")), (URGENCY, N_("Urgency"))]
+
+
+def summary_text(context: GridContext, draft: dict, nearby: list[tuple[IssueView, float]]) -> str:
+    d = draft["data"]
+    days = context.settings.issue_categories.get(d["category"], 0)
+    due = due_at_for(clock.now(), days, d["urgent"])
+    lines = [
+        context._("🧾 <b>Step 6/6 · Check and submit the report</b>"),
+        summary_line(context._("Category"), esc(category_label(context._, d["category"]))),
+        summary_line(context._("Description"), esc(d["description"])),
+        summary_line(context._("Address"), esc(d["address"]) if d.get("address") else "—"),
+        summary_line(context._("Location"), f"{d['latitude']:.5f}, {d['longitude']:.5f}" if d.get("latitude") is not None else context._("not given")),
+        summary_line(context._("Photos"), str(len(d.get("photos", [])))),
+        summary_line(context._("Urgency"), context._("🔴 urgent") if d["urgent"] else context._("normal")),
+        summary_line(context._("Deadline"), context._("{deadline}, due {when} if submitted now").format(
+            deadline=deadline_text(context._, days, d["urgent"]), when=_when(context, due))),
+    ]
+    for issue, distance in nearby:
+        lines += ["", context._("⚠️ An open issue of the same category is {m} m away: <b>{id}</b> ({status}, reported {when}): {description}").format(
+            m=round(distance), id=issue.human_id, status=status_label(context._, issue.status), when=_when(context, issue.reported_at),
+            description=esc(issue.description[:80]))]
+    if nearby:
+        lines.append(context._("If it is the same problem, add your report to it instead of opening a new one."))
+    return "\n".join(lines)
+
+
+def _confirm_markup(context: GridContext, draft: dict, nearby: list[tuple[IssueView, float]]):  # noqa: ANN202
+    rev = draft["rev"]
+    rows = [[button(context._("📎 Add to {id} ({m} m)").format(id=i.human_id, m=round(m)), draft, "attach", i.id)] for i, m in nearby]
+    rows += [
+        [button(context._("✅ Submit"), draft, "submit", rev), button(context._("🛠 Resolved on the spot"), draft, "spot", rev)],
+        [button(context._("✏️ Edit"), draft, "edit", rev), button(context._("❌ Cancel"), draft, "cancel", rev)],
+    ]
+    return keyboard(rows)
+
+
+async def _nearby(context: GridContext, draft: dict) -> list[tuple[IssueView, float]]:
+    d = draft["data"]
+    if d.get("latitude") is None:
+        return []
+    async with context.db.session() as session:
+        found = await nearby_open_issues(session, d["grid_ids"], d["category"], d["latitude"], d["longitude"])
+    return found[:3]
+
+
+async def ask_confirm(update: Update, context: GridContext, draft: dict) -> None:
+    draft["rev"] += 1  # buttons of an older summary of this draft stop working
+    nearby = await _nearby(context, draft)
+    draft["data"]["nearby"] = [i.id for i, _m in nearby]
+    await reply(update, context, summary_text(context, draft, nearby), reply_markup=_confirm_markup(context, draft, nearby))
+
+
+async def confirm_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+    data = draft["data"]
+    if action in ("submit", "spot", "edit", "cancel", "back") and arg != str(draft["rev"]):
+        context.notice = context._("This summary is out of date; use the latest one below.")
+        return STAY
+    if action == "submit":
+        return await _submit(update, context, draft)
+    if action == "attach" and arg.isdigit() and int(arg) in data.get("nearby", []):
+        return await _attach(update, context, draft, int(arg))
+    if action == "spot":
+        await edit_message(update, None, None)
+        return SPOT_NOTE
+    if action == "cancel":
+        await edit_message(update, None, None)
+        await reply(update, context, context._("❌ Cancelled; nothing was reported."))
+        return END
+    if action == "edit":
+        rows = [[button(context._(label), draft, "field", step)] for step, label in EDITABLE]
+        rows.append([button(context._("↩️ Back"), draft, "back", draft["rev"])])
+        await edit_message(update, None, keyboard(rows))
+        return STAY
+    if action == "back":
+        await edit_message(update, None, _confirm_markup(context, draft, await _nearby(context, draft)))
+        return STAY
+    if action == "field" and arg in dict(EDITABLE):
+        await edit_message(update, None, None)
+        draft["editing"] = True
+        if arg == PHOTOS:
+            data["photos"] = []  # editing photos means sending the set again
+        if arg == WHERE:
+            data.update(address=None, latitude=None, longitude=None)
+        return arg
+    return STALE
+
+
+async def ask_spot_note(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(update, context, context._("🛠 <b>Resolved on the spot</b>\nWhat did you do? Send a short note."))
+
+
+async def spot_note_text(update: Update, context: GridContext, draft: dict) -> str | None:
+    try:
+        note = validate_note(update.message.text)
+    except RuleError as err:
+        await reply(update, context, issue_rule_message(context, err))
+        return STAY
+    if not note:
+        await reply(update, context, context._("Please write what you did."))
+        return STAY
+    draft["data"]["resolution_note"] = note
+    return SPOT_PHOTO
+
+
+async def ask_spot_photo(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(update, context, context._("📷 Send a photo of the fixed problem (an after-photo), then /done."))
+
+
+async def spot_photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
+    await _add_photo(update, context, draft["data"].setdefault("after_photos", []))
+    return STAY
+
+
+async def spot_photos_done(update: Update, context: GridContext, draft: dict) -> str | None:
+    if not draft["data"].get("after_photos"):
+        await reply(update, context, context._("Send at least one photo of the fixed problem, then /done."))
+        return STAY
+    return await _submit(update, context, draft)
+
+
+async def _submit(update: Update, context: GridContext, draft: dict) -> str | None:
+    d, member = draft["data"], context.member
+    assert member is not None
+    issue_draft = IssueDraft(
+        draft_id=draft["id"], grid_id=d["grid_id"], category=d["category"], description=d["description"], urgent=d["urgent"],
+        address=d.get("address"), latitude=d.get("latitude"), longitude=d.get("longitude"), photos=d.get("photos", []),
+        source=d.get("source", "chat"), source_id=d.get("source_id"), resolution_note=d.get("resolution_note"),
+        after_photos=d.get("after_photos", []),
+    )
+    try:
+        async with context.db.session() as session:
+            result = await create_issue(session, issue_draft, member, context.settings.issue_categories, context.settings.tz)
+    except RuleError as err:
+        text = issue_rule_message(context, err)
+        if update.callback_query is not None:
+            context.notice = text
+        else:
+            await reply(update, context, text)
+        return STAY
+    # The issue is committed; whatever happens to the messages below, it stays reported once.
+    issue = result.issue
+    if update.callback_query is not None:
+        await edit_message(update, None, None)
+    if result.action == "resolve_on_spot":
+        text = context._("✅ Recorded as issue {id}, resolved on the spot. A supervisor may verify it. /issue {id} shows it.")
+    else:
+        text = context._("✅ Reported as issue {id}. Deadline: {due}. The grid's supervisors have been told; /issue {id} shows it.")
+    await reply(update, context, text.format(id=issue.human_id, due=_when(context, issue.due_at)))
+    if result.created and result.action == "submit":
+        await notify_dispatchers(context, issue, N_("🆕 New issue {id} to dispatch:"), member)
+    return END
+
+
+async def _attach(update: Update, context: GridContext, draft: dict, issue_id: int) -> str | None:
+    d, member = draft["data"], context.member
+    assert member is not None
+    try:
+        async with context.db.session() as session:
+            issue, created = await attach_to_issue(session, issue_id, member, draft["id"], d["description"][:500], d.get("photos", []))
+    except RuleError as err:
+        context.notice = issue_rule_message(context, err)
+        return STAY
+    await edit_message(update, None, None)
+    await reply(update, context, context._("📎 Your report was added to issue {id}; no new issue was opened. /issue {id} shows it.").format(id=issue.human_id))
+    if created:
+        async with context.db.session() as session:
+            others = [m for uid in {issue.reporter_id, issue.assignee_id} if uid and uid != member.id and (m := await member_by_id(session, uid))]
+        for m in others:
+            t = _t_for(context, m)
+            await _send(context, m, t("📎 {name} reported the same problem again and added it to issue {id}:").format(
+                name=esc(member.display_name or "?"), id=issue.human_id) + "\n" + esc(d["description"][:500]))
+    return END
+
+
+# -- starting a report: /report, or a button on a saved visit or patrol ----------------------------------
+
+
+def _prefills(context: GridContext) -> dict:
+    assert context.user_data is not None
+    return context.user_data.setdefault("issue_prefills", {})
+
+
+def report_button(context: GridContext, text: str, *, location: tuple[float, float] | None, photos: list[dict], grid_id: int,
+                  source: str, source_id: int | None = None, address: str | None = None) -> InlineKeyboardButton:
+    """A button that opens /report pre-filled with a place and photos (for the patrol flow and others).
+
+    `photos` are dicts {"file_id", "file_unique_id", "sha256"} as the flows keep them. The pre-fill
+    waits in user_data under a short token (the newest five are kept).
+    """
+    prefills = _prefills(context)
+    while len(prefills) >= 5:
+        prefills.pop(next(iter(prefills)))
+    token = secrets.token_hex(4)
+    prefills[token] = {"latitude": location[0] if location else None, "longitude": location[1] if location else None,
+                       "photos": list(photos)[:MAX_PHOTOS], "grid_id": grid_id, "source": source, "source_id": source_id, "address": address}
+    return InlineKeyboardButton(text, callback_data=f"issue:new:{token}")
+
+
+async def start_report_from(update: Update, context: GridContext, *, location: tuple[float, float] | None, photos: list[dict], grid_id: int,
+                            source: str, source_id: int | None = None, address: str | None = None) -> None:
+    """Offer to turn a hazard found on a visit or patrol into an issue report: one button, place and photos carried over."""
+    label = context._("📝 Report an issue from this {source}").format(source=context._(SOURCE_NAMES.get(source, source)))
+    markup = InlineKeyboardMarkup([[report_button(context, label, location=location, photos=photos, grid_id=grid_id, source=source,
+                                                  source_id=source_id, address=address)]])
+    await reply(update, context, context._("Did you find a problem that someone must fix? Report it as an issue:"), reply_markup=markup)
+
+
+def visit_report_markup(context: GridContext, visit_id: int, situations: list[str]) -> InlineKeyboardMarkup | None:
+    """For a saved visit that found a hazard or a dispute: the button that reports it as an issue."""
+    member = context.member
+    if member is None or member.role != Role.WORKER or not VISIT_HAZARDS.intersection(situations):
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(context._("📝 Report an issue from this visit"), callback_data=f"issue:visit:{visit_id}")]])
+
+
+async def begin_report(update: Update, context: GridContext) -> dict | None:
+    member = context.member
+    assert member is not None
+    if member.role != Role.WORKER:
+        text = context._("Issues are reported by grid workers; supervisors dispatch and verify them (see /tasks).")
+        if update.callback_query is not None:
+            await _answer(update, text, alert=True)
+        else:
+            await reply(update, context, text)
+        return None
+    if not member.grid_ids:
+        await _answer(update)
+        await reply(update, context, context._("You have no grid yet, so there is nowhere to report. Ask an administrator to assign you a grid."))
+        return None
+    data: dict = {"grid_ids": list(member.grid_ids), "grid_id": member.grid_ids[0] if len(member.grid_ids) == 1 else None,
+                  "category": None, "description": None, "address": None, "latitude": None, "longitude": None,
+                  "photos": [], "after_photos": [], "urgent": False, "source": "chat", "source_id": None}
+    query = update.callback_query
+    if query is None:
+        return data
+    kind, _sep, ref = (query.data or "").removeprefix("issue:").partition(":")
+    if kind == "visit" and ref.isdigit():
+        try:
+            async with context.db.session() as session:
+                pre = await visit_prefill(session, int(ref), member)
+        except RuleError as err:
+            await _answer(update, issue_rule_message(context, err), alert=True)
+            return None
+        prefill = {"grid_id": pre.grid_id, "address": pre.address, "latitude": pre.latitude, "longitude": pre.longitude,
+                   "photos": pre.photos, "source": pre.source, "source_id": pre.source_id}
+    else:
+        prefill = _prefills(context).pop(ref, None)
+        if prefill is None or prefill["grid_id"] not in member.grid_ids:
+            await _answer(update, context._("This button has expired; send /report to report the issue."), alert=True)
+            return None
+    await _answer(update)
+    data.update(prefill)
+    return data
+
+
+async def _enter_by_button(flow: Flow, update: Update, context: GridContext) -> object:
+    """A flow entered from a button: answer the button when the flow only offers the open form back."""
+    open_draft = context.draft
+    if open_draft is not None and open_draft.get("flow") in FLOW_BY_NAME and not FLOW_BY_NAME[open_draft["flow"]].expired(context, open_draft):
+        await _answer(update)
+    return await flow.start(update, context)
+
+
+async def _report_by_button(update: Update, context: GridContext) -> object:
+    return await _enter_by_button(REPORT_FLOW, update, context)
+
+
+REPORT_FLOW = register_flow(Flow(
+    name="report",
+    title=N_("issue report"),
+    command="report",
+    confirm=CONFIRM,
+    begin=begin_report,
+    entry=[CallbackQueryHandler(_report_by_button, pattern=r"^issue:(visit:\d+|new:[0-9a-f]{8})$")],
+    steps=[
+        Step(CATEGORY, ask_category, N_("a category, chosen with the buttons"), on_button=category_button),
+        Step(GRID, ask_grid, N_("a grid, chosen with the buttons"), on_button=grid_button, main=False),
+        Step(DESCRIPTION, ask_description, N_("a description of the problem as text"), on_text=description_text),
+        Step(WHERE, ask_where, N_("a location (📎 → Location) or the address as text, then /done"),
+             on_location=where_location, on_text=where_text, on_done=where_done),
+        Step(PHOTOS, ask_photos, N_("photos, then /done"), on_photo=photo_received, on_done=photos_done),
+        Step(URGENCY, ask_urgency, N_("urgent or normal, chosen with the buttons"), on_button=urgency_button),
+        Step(CONFIRM, ask_confirm, N_("a choice from the summary buttons: submit, resolved on the spot, edit or cancel"), on_button=confirm_button),
+        Step(SPOT_NOTE, ask_spot_note, N_("a note of what you did, as text"), on_text=spot_note_text, main=False),
+        Step(SPOT_PHOTO, ask_spot_photo, N_("an after-photo, then /done"), on_photo=spot_photo_received, on_done=spot_photos_done, main=False),
+    ],
+))
+
+
+# -- a reason or a resolution note: the issue_note flow -------------------------------------------------
+
+
+def _parse(data: str) -> tuple[str, int, str | None, str]:
+    """`iss[n]:<action>:<issue id>:<status letter>[:<arg>]` -> (action, issue id, expected status, arg)."""
+    parts = data.split(":")
+    if len(parts) < 4 or not parts[2].isdigit():
+        return "", 0, None, ""
+    return parts[1], int(parts[2]), CODE_STATUS.get(parts[3]), parts[4] if len(parts) > 4 else ""
+
+
+async def begin_note(update: Update, context: GridContext) -> dict | None:
+    member = context.member
+    assert member is not None
+    query = update.callback_query
+    if query is None:
+        await reply(update, context, context._("Reasons and notes are written from the buttons on an issue; /tasks lists yours."))
+        return None
+    action, issue_id, expected, _arg = _parse(query.data or "")
+    if action not in NOTE_PROMPTS or expected is None:
+        await _answer(update, context._("This button has expired."))
+        return None
+    async with context.db.session() as session:
+        issue = await get_issue(session, issue_id)
+    try:
+        if issue is None:
+            raise RuleError("not_found")
+        check(issue, action, member, expected, note="-")
+    except RuleError as err:
+        await _answer(update, issue_rule_message(context, err), alert=True)
+        if issue is not None and err.code == "stale_status":
+            await _refresh(update, context, issue, member)
+        return None
+    await _answer(update)
+    return {"issue_id": issue_id, "human_id": issue.human_id, "action": action, "expected": expected, "note": None, "photos": []}
+
+
+async def ask_note(update: Update, context: GridContext, draft: dict) -> None:
+    d = draft["data"]
+    await reply(update, context, context._(NOTE_PROMPTS[d["action"]]).format(id=d["human_id"]))
+
+
+async def note_text(update: Update, context: GridContext, draft: dict) -> str | None:
+    try:
+        note = validate_note(update.message.text)
+    except RuleError as err:
+        await reply(update, context, issue_rule_message(context, err))
+        return STAY
+    if not note:
+        await reply(update, context, context._("A reason is required; nothing was changed."))
+        return STAY
+    draft["data"]["note"] = note
+    if draft["data"]["action"] == "resolve":
+        return AFTER_PHOTO
+    return await _apply_note(update, context, draft)
+
+
+async def ask_after_photo(update: Update, context: GridContext, draft: dict) -> None:
+    await reply(update, context, context._("📷 Send an after-photo if you have one, then /done; or /skip."))
+
+
+async def after_photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
+    await _add_photo(update, context, draft["data"].setdefault("photos", []))
+    return STAY
+
+
+async def after_photo_done(update: Update, context: GridContext, draft: dict) -> str | None:
+    return await _apply_note(update, context, draft)
+
+
+async def _apply_note(update: Update, context: GridContext, draft: dict) -> str:
+    d, member = draft["data"], context.member
+    assert member is not None
+    try:
+        async with context.db.session() as session:
+            result = await transition(session, d["issue_id"], d["action"], member, d["expected"], d["note"], photos=d.get("photos"))
+    except RuleError as err:
+        await reply(update, context, issue_rule_message(context, err))
+        return END
+    await reply(update, context, _done_text(context, result))
+    await notify_change(context, result, member, d["note"])
+    return END
+
+
+async def _note_by_button(update: Update, context: GridContext) -> object:
+    return await _enter_by_button(NOTE_FLOW, update, context)
+
+
+NOTE_FLOW = register_flow(Flow(
+    name="issue_note",
+    title=N_("issue note"),
+    command="note",
+    confirm=NOTE,
+    begin=begin_note,
+    entry=[CallbackQueryHandler(_note_by_button, pattern=r"^issn:")],
+    steps=[
+        Step(NOTE, ask_note, N_("the reason or note as text"), on_text=note_text),
+        Step(AFTER_PHOTO, ask_after_photo, N_("an after-photo then /done, or /skip"), on_photo=after_photo_received, on_done=after_photo_done,
+             on_skip=after_photo_done),
+    ],
+))
+
+
+# -- plain buttons: assign, start, verify (outside any conversation) ---------------------------------------
+
+
+def _done_text(context: GridContext, result: TransitionResult) -> str:
+    issue = result.issue
+    return context._(DONE_MESSAGES[result.action]).format(id=issue.human_id, name=esc(issue.assignee_name or "?"))
+
+
+async def _refresh(update: Update, context: GridContext, issue: IssueView, member: Member) -> None:
+    """Redraw the message a button sat on with the issue as it is now and the buttons that fit now."""
+    try:
+        await edit_message(update, card(context, context._, issue), action_markup(context._, issue, member))
+    except TelegramError:
+        log.info("could not redraw the issue message", exc_info=True)
+
+
+async def _pick_markup(context: GridContext, issue: IssueView, member: Member) -> InlineKeyboardMarkup:
+    async with context.db.session() as session:
+        workers = await grid_workers(session, issue.grid_id)
+    rows = [[InlineKeyboardButton(f"👷 {w.display_name or w.telegram_id}", callback_data=_data("asg", issue, w.id))] for w in workers if w.id != member.id]
+    rows.append([InlineKeyboardButton(context._("🙋 Me"), callback_data=_data("asg", issue, member.id))])
+    rows.append([InlineKeyboardButton(context._("↩️ Back"), callback_data=_data("back", issue))])
+    return InlineKeyboardMarkup(rows)
+
+
+async def issue_button(update: Update, context: GridContext) -> None:
+    member = context.member
+    assert member is not None
+    action, issue_id, expected, arg = _parse(update.callback_query.data or "")
+    async with context.db.session() as session:
+        issue = await get_issue(session, issue_id)
+    if issue is None or expected is None:
+        await _answer(update, context._("That issue does not exist."), alert=True)
+        return
+    if action == "back":
+        await _answer(update)
+        await _refresh(update, context, issue, member)
+        return
+    if action == "pick":
+        try:
+            check(issue, "assign", member, expected)
+        except RuleError as err:
+            await _answer(update, issue_rule_message(context, err), alert=True)
+            if err.code == "stale_status":
+                await _refresh(update, context, issue, member)
+            return
+        await _answer(update)
+        await edit_message(update, card(context, context._, issue) + "\n\n" + context._("Assign to whom?"), await _pick_markup(context, issue, member))
+        return
+    kinds = {"asg": "assign", "start": "start", "verify": "verify"}
+    if action not in kinds or (action == "asg" and not arg.isdigit()):
+        await _answer(update, context._("This button has expired."))
+        return
+    try:
+        async with context.db.session() as session:
+            result = await transition(session, issue_id, kinds[action], member, expected, assignee_id=int(arg) if arg else None)
+    except RuleError as err:
+        await _answer(update, issue_rule_message(context, err), alert=True)
+        if err.code == "stale_status":
+            async with context.db.session() as session:
+                now = await get_issue(session, issue_id)
+            if now is not None:
+                await _refresh(update, context, now, member)
+        return
+    # Committed: the messages below cannot undo it.
+    await _answer(update, _done_text(context, result))
+    await _refresh(update, context, result.issue, member)
+    await notify_change(context, result, member, None)
+
+
+# -- /tasks and /issue ------------------------------------------------------------------------------------
+
+
+@requires(*ALL)
+async def tasks_command(update: Update, context: GridContext) -> None:
+    member = context.member
+    assert member is not None
+    async with context.db.session() as session:
+        mine = await open_tasks(session, member)
+        queue = await supervisor_queue(session, member)
+    if not mine and not queue:
+        await reply(update, context, context._("✅ No open tasks: nothing is assigned to you and nothing waits for you."))
+        return
+    if mine:
+        await reply(update, context, context._("📋 <b>Assigned to you</b>: {n}, by due time.").format(n=len(mine)))
+        for issue in mine[:MAX_LISTED]:
+            await reply(update, context, card(context, context._, issue), reply_markup=action_markup(context._, issue, member))
+    if queue:
+        dispatch = sum(1 for i in queue if i.status != "resolved")
+        await reply(update, context, context._("🗂 <b>Waiting for you in your grids</b>: {d} to dispatch, {v} to verify.").format(
+            d=dispatch, v=len(queue) - dispatch))
+        for issue in queue[:MAX_LISTED]:
+            await reply(update, context, card(context, context._, issue), reply_markup=action_markup(context._, issue, member))
+    if len(mine) > MAX_LISTED or len(queue) > MAX_LISTED:
+        await reply(update, context, context._("Only the first {n} of each list are shown; deal with these first.").format(n=MAX_LISTED))
+
+
+@requires(*ALL)
+async def issue_command(update: Update, context: GridContext) -> None:
+    member = context.member
+    assert member is not None
+    if not context.args:
+        await reply(update, context, context._("Which issue? Send /issue followed by its number, e.g. /issue 2605-0042."))
+        return
+    ref = context.args[0][:20]
+    async with context.db.session() as session:
+        issue = await find_issue(session, ref)
+        if issue is not None and may_view(issue, member):
+            history = await issue_history(session, issue.id)
+            photos = await issue_photos(session, issue.id)
+    if issue is None or not may_view(issue, member):
+        await reply(update, context, context._("No issue {ref} in your grids.").format(ref=esc(ref)))
+        return
+    lines = [card(context, context._, issue), "", context._("🕘 <b>History</b>")]
+    for e in history[-30:]:
+        what = context._(ACTION_LABELS.get(e.action, e.action)).format(name=esc(e.assignee_name or "?"))
+        line = f"{_when(context, e.at)} · {esc(e.actor_name or '?')} · {what}"
+        if e.action != "attach":
+            line += f" ({status_label(context._, e.from_status or 'new')} → {status_label(context._, e.to_status)})"
+        if e.photos:
+            line += " · " + context._("📷 {n}").format(n=e.photos)
+        lines.append(line)
+        if e.note:
+            lines.append(f"    “{esc(e.note)}”")
+    await reply(update, context, "\n".join(lines)[:4000], reply_markup=action_markup(context._, issue, member))
+    for photo in photos[:MAX_PHOTOS]:
+        caption = context._("{id}: photo after resolving").format(id=issue.human_id) if photo.kind == "after" else issue.human_id
+        try:
+            await context.bot.send_photo(update.effective_chat.id, photo.file_id, caption=caption)
+        except TelegramError:
+            path = context.app.media.path_for(photo.sha256)
+            try:
+                if path.exists():
+                    await context.bot.send_photo(update.effective_chat.id, path.read_bytes(), caption=caption)
+            except TelegramError:
+                log.warning("could not show photo %s of issue %s", photo.sha256, issue.id)
+
+
+FLOWS = [REPORT_FLOW, NOTE_FLOW]
+HANDLERS = [
+    CommandHandler("tasks", tasks_command),
+    CommandHandler("issue", issue_command),
+    CallbackQueryHandler(issue_button, pattern=r"^iss:"),
+]

@@ -42,7 +42,13 @@ ALL = (Role.WORKER, Role.SUPERVISOR, Role.ADMIN)
 # (command, one line of help, roles that may use it) — /help and the command menu both come from here.
 COMMANDS: list[tuple[str, str, tuple[Role, ...]]] = [
     ("visit", N_("log a home visit"), ALL),
-    ("my", N_("my visits and my grid's coverage"), ALL),
+    ("my", N_("my visits and patrols, and my grids' coverage"), ALL),
+    ("patrol", N_("log a food-safety patrol of a shop"), ALL),
+    ("shop", N_("a shop's risk level and last patrols: /shop NAME"), ALL),
+    ("shop_add", N_("register a food shop"), (Role.SUPERVISOR, Role.ADMIN)),
+    ("report", N_("report a problem in your grid (an issue)"), (Role.WORKER,)),
+    ("tasks", N_("issues waiting for you: to do, to dispatch, to verify"), ALL),
+    ("issue", N_("an issue and its history: /issue 2605-0042"), ALL),
     ("invite", N_("invite someone: /invite worker|supervisor|admin GRID[,GRID]"), (Role.ADMIN,)),
     ("grid_add", N_("add a grid: /grid_add CODE NAME"), (Role.ADMIN,)),
     ("lang", N_("switch language (中文 / English)"), ALL),

@@ -397,7 +397,10 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
         visit_id, _created = await save_visit(session, visit)
     # The record is committed; whatever happens to the replies below, it stays saved once.
     await edit_message(update, summary_text(context, draft) + "\n\n" + context._("✅ Saved as visit #{id}.").format(id=visit_id))
-    await reply(update, context, context._("✅ Visit #{id} saved. Thank you! /visit logs the next one, /my shows your figures.").format(id=visit_id))
+    from handlers.issues import visit_report_markup  # a hazard found on the visit becomes an issue with one button
+
+    await reply(update, context, context._("✅ Visit #{id} saved. Thank you! /visit logs the next one, /my shows your figures.").format(id=visit_id),
+                reply_markup=visit_report_markup(context, visit_id, d["situations"]))
     return END
 
 
@@ -445,11 +448,19 @@ async def my_command(update: Update, context: GridContext) -> None:
     assert member is not None
     async with context.db.session() as session:
         summary = await stats.my_summary(session, member.id, list(member.grid_ids), clock.now(), context.settings.tz)
+        patrols = await stats.my_patrols(session, member.id, clock.now(), context.settings.tz)
     lines = [
         context._("📊 <b>Your visits</b>"),
         context._("This week: {n}").format(n=summary.week),
         context._("This month: {n}").format(n=summary.month),
         context._("This half-year ({half}): {n}").format(half=summary.half_label, n=summary.half),
+    ]
+    lines += [
+        "",
+        context._("🍽 <b>Your food-safety patrols</b>"),
+        context._("This week: {n}").format(n=patrols.week),
+        context._("This month: {n}").format(n=patrols.month),
+        context._("This half-year ({half}): {n}").format(half=patrols.half_label, n=patrols.half),
     ]
     for g in summary.grids:
         lines.append("")

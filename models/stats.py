@@ -132,3 +132,240 @@ async def my_summary(session: AsyncSession, worker_id: int, grid_ids: list[int],
     counts = await worker_visit_counts(session, worker_id, [wk, mo, hf])
     grids = await grid_coverage(session, grid_ids, hf, at)
     return MySummary(counts[wk.label], counts[mo.label], counts[hf.label], hf.label, grids)
+
+
+# -- issues ---------------------------------------------------------------------------------------
+# DESIGN.md §2, issue reports. An issue counts in a period when it was reported in it (and before
+# the cut-off `at`); its status is the one its latest event at or before the cut-off gave it, so a
+# reopened issue is unresolved until it is resolved again, and events after the cut-off are unseen.
+#   resolved = status resolved or closed;  open = neither resolved/closed nor rejected;
+#   overdue = open and due_at < cut-off;   on time = resolved/closed with latest resolution < due_at;
+#   resolution_rate = resolved / (reported - rejected);  on_time_rate = on time / resolved;
+#   median time to resolve = median of (latest resolution - reported_at) over resolved issues.
+
+
+@dataclass(frozen=True)
+class IssueFigures:
+    grid_id: int | None  # None when not grouped by grid
+    category: str | None  # None when not grouped by category
+    reported: int
+    resolved: int  # resolved or closed at the cut-off
+    closed: int
+    rejected: int
+    open: int
+    overdue: int
+    on_time: int
+    median_resolve_seconds: float | None
+
+    @property
+    def resolution_rate(self) -> float | None:
+        base = self.reported - self.rejected
+        return self.resolved / base if base else None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self.on_time / self.resolved if self.resolved else None
+
+
+def _seconds_between(session: AsyncSession, later, earlier):  # noqa: ANN001, ANN202
+    if session.bind.dialect.name == "sqlite":
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    return func.extract("epoch", later - earlier)
+
+
+async def issue_figures(
+    session: AsyncSession, period: Period, at: datetime, grid_ids: list[int] | None = None, by: tuple[str, ...] = ("grid", "category"),
+) -> list[IssueFigures]:
+    """Issue figures of `period` at the cut-off `at`, one row per group of `by` (a subset of grid, category).
+
+    Groups with no issue reported are left out. `grid_ids=None` means every grid.
+    """
+    from models.issues import DONE_STATUSES, REJECTED, RESOLVED, Issue, IssueEvent
+
+    ranked = (
+        select(
+            IssueEvent.issue_id, IssueEvent.to_status,
+            func.row_number().over(partition_by=IssueEvent.issue_id, order_by=(col(IssueEvent.at).desc(), col(IssueEvent.id).desc())).label("rn"),
+        )
+        .where(IssueEvent.at <= at)
+        .subquery()
+    )
+    latest_resolution = (
+        select(IssueEvent.issue_id, func.max(IssueEvent.at).label("resolved_at"))
+        .where(IssueEvent.to_status == RESOLVED, IssueEvent.at <= at)
+        .group_by(IssueEvent.issue_id)
+        .subquery()
+    )
+    conditions = [Issue.reported_at >= period.start, Issue.reported_at < period.end, Issue.reported_at <= at]
+    if grid_ids is not None:
+        conditions.append(col(Issue.grid_id).in_(grid_ids))
+    base = (
+        select(
+            col(Issue.id).label("id"), col(Issue.grid_id).label("grid_id"), col(Issue.category).label("category"),
+            col(Issue.reported_at).label("reported_at"), col(Issue.due_at).label("due_at"),
+            ranked.c.to_status.label("status"), latest_resolution.c.resolved_at,
+        )
+        .join(ranked, and_(ranked.c.issue_id == Issue.id, ranked.c.rn == 1))
+        .outerjoin(latest_resolution, latest_resolution.c.issue_id == Issue.id)
+        .where(*conditions)
+        .subquery()
+    )
+    keys = [base.c.grid_id if "grid" in by else None, base.c.category if "category" in by else None]
+    group = [k for k in keys if k is not None]
+    done = base.c.status.in_(DONE_STATUSES)
+    unresolved = base.c.status.not_in((*DONE_STATUSES, REJECTED))
+
+    def count_if(condition) -> object:  # noqa: ANN001
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    totals = await session.exec(
+        select(
+            *group, func.count(),
+            count_if(done), count_if(base.c.status == "closed"), count_if(base.c.status == REJECTED), count_if(unresolved),
+            count_if(and_(unresolved, base.c.due_at < at)), count_if(and_(done, base.c.resolved_at < base.c.due_at)),
+        ).group_by(*group)
+    )
+    # Median by window function: number the durations within each group, average the middle one or two.
+    seconds = _seconds_between(session, base.c.resolved_at, base.c.reported_at)
+    numbered = (
+        select(
+            *group, seconds.label("s"),
+            func.row_number().over(partition_by=group or None, order_by=seconds).label("rn"),
+            func.count().over(partition_by=group or None).label("n"),
+        )
+        .where(done)
+        .subquery()
+    )
+    ngroup = [numbered.c[k.name] for k in group]
+    medians = await session.exec(
+        select(*ngroup, func.avg(numbered.c.s), func.count())  # two columns at least: rows, not scalars
+        .where(numbered.c.rn.in_([(numbered.c.n + 1) // 2, (numbered.c.n + 2) // 2]))
+        .group_by(*ngroup)
+    )
+    median_by_key = {tuple(row[:-2]): float(row[-2]) for row in medians.all() if row[-1]}
+    out = []
+    for row in totals.all():
+        key = tuple(row[: len(group)])
+        values = [int(v) for v in row[len(group):]]
+        if not values[0]:
+            continue  # no group by: the one row of an empty period
+        grid_id = key[0] if "grid" in by else None
+        category = key[-1] if "category" in by else None
+        out.append(IssueFigures(grid_id, category, *values, median_by_key.get(key)))
+    return sorted(out, key=lambda f: (f.grid_id or 0, f.category or ""))
+
+
+# -- patrols -------------------------------------------------------------------------------------
+# Food-safety patrol figures (DESIGN.md §2), per grid and period, as SQL aggregates. A patrol,
+# its findings and their outcomes belong to the period of the patrol's time.
+
+from models.patrols import Disposition, Finding, OrderStatus, Outcome, Patrol, Rectification, Shop, local_day_start  # noqa: E402
+
+
+@dataclass(frozen=True)
+class GridPatrolFigures:
+    grid_id: int
+    grid_code: str
+    grid_name: str
+    patrols: int  # patrol records in the period (上门巡查服务次数)
+    shops_covered: int  # distinct shops patrolled in the period
+    shops_registered: int  # active shops of the grid now
+    corrections: int  # findings corrected on the spot (现场指正, 次)
+    escalations: int  # findings escalated (上报, 起)
+    rectify_on_site: int  # shops (家) with a finding of that outcome
+    fined: int
+    suspended: int
+    pending: int  # shops with an escalated finding still without an outcome
+    open_orders: int  # rectification orders from the period's findings, open at `at`
+    overdue_reinspections: int  # of those, deadline day over before `at`'s local day
+
+    @property
+    def shop_coverage(self) -> float:
+        return self.shops_covered / self.shops_registered if self.shops_registered else 0.0
+
+
+async def patrol_figures(session: AsyncSession, grid_ids: list[int], period: Period, at: datetime, tz: ZoneInfo) -> list[GridPatrolFigures]:
+    """Patrol figures of each grid over `period`; order states (open, overdue) as of `at`."""
+    if not grid_ids:
+        return []
+    in_period = (col(Shop.grid_id).in_(grid_ids), Patrol.patrolled_at >= period.start, Patrol.patrolled_at < period.end)
+    registered = (
+        select(Shop.grid_id, func.count().label("n")).where(col(Shop.grid_id).in_(grid_ids), col(Shop.active).is_(True))
+        .group_by(Shop.grid_id).subquery()
+    )
+    patrolled = (
+        select(Shop.grid_id, func.count().label("patrols"), func.count(func.distinct(Patrol.shop_id)).label("covered"))
+        .join(Shop, col(Shop.id) == Patrol.shop_id).where(*in_period).group_by(Shop.grid_id).subquery()
+    )
+
+    def shops_with(outcome: Outcome):  # noqa: ANN202
+        return func.count(func.distinct(case((and_(Finding.disposition == Disposition.ESCALATED.value, Finding.outcome == outcome.value),
+                                               Patrol.shop_id))))
+
+    def findings_with(disposition: Disposition):  # noqa: ANN202
+        return func.coalesce(func.sum(case((Finding.disposition == disposition.value, 1), else_=0)), 0)
+
+    found = (
+        select(
+            Shop.grid_id,
+            findings_with(Disposition.CORRECTED).label("corrections"), findings_with(Disposition.ESCALATED).label("escalations"),
+            shops_with(Outcome.RECTIFY).label("rectify"), shops_with(Outcome.FINED).label("fined"),
+            shops_with(Outcome.SUSPENDED).label("suspended"), shops_with(Outcome.PENDING).label("pending"),
+        )
+        .join(Patrol, col(Patrol.id) == Finding.patrol_id).join(Shop, col(Shop.id) == Patrol.shop_id)
+        .where(*in_period).group_by(Shop.grid_id).subquery()
+    )
+    today = local_day_start(at, tz)
+    orders = (
+        select(
+            Shop.grid_id, func.count().label("open"),
+            func.coalesce(func.sum(case((Rectification.deadline < today, 1), else_=0)), 0).label("overdue"),
+        )
+        .join(Finding, col(Finding.id) == Rectification.finding_id).join(Patrol, col(Patrol.id) == Finding.patrol_id)
+        .join(Shop, col(Shop.id) == Patrol.shop_id)
+        .where(*in_period, Rectification.status == OrderStatus.OPEN.value)
+        .group_by(Shop.grid_id).subquery()
+    )
+    rows = await session.exec(
+        select(
+            Grid.id, Grid.code, Grid.name,
+            func.coalesce(patrolled.c.patrols, 0), func.coalesce(patrolled.c.covered, 0), func.coalesce(registered.c.n, 0),
+            func.coalesce(found.c.corrections, 0), func.coalesce(found.c.escalations, 0),
+            func.coalesce(found.c.rectify, 0), func.coalesce(found.c.fined, 0), func.coalesce(found.c.suspended, 0),
+            func.coalesce(found.c.pending, 0), func.coalesce(orders.c.open, 0), func.coalesce(orders.c.overdue, 0),
+        )
+        .outerjoin(registered, registered.c.grid_id == Grid.id).outerjoin(patrolled, patrolled.c.grid_id == Grid.id)
+        .outerjoin(found, found.c.grid_id == Grid.id).outerjoin(orders, orders.c.grid_id == Grid.id)
+        .where(col(Grid.id).in_(grid_ids)).order_by(Grid.code)
+    )
+    return [GridPatrolFigures(gid, code, name, *(int(v) for v in values)) for gid, code, name, *values in rows.all()]
+
+
+async def worker_patrol_counts(session: AsyncSession, worker_id: int, periods_: list[Period]) -> dict[str, int]:
+    """Patrols by one worker in each period, one grouped query: {period label: count}."""
+    if not periods_:
+        return {}
+    earliest, latest = min(p.start for p in periods_), max(p.end for p in periods_)
+    columns = [
+        func.coalesce(func.sum(case((and_(Patrol.patrolled_at >= p.start, Patrol.patrolled_at < p.end), 1), else_=0)), 0)
+        for p in periods_
+    ]
+    row = (
+        await session.exec(select(*columns).where(Patrol.worker_id == worker_id, Patrol.patrolled_at >= earliest, Patrol.patrolled_at < latest))
+    ).one()
+    return {p.label: int(v) for p, v in zip(periods_, row, strict=True)}
+
+
+@dataclass(frozen=True)
+class MyPatrols:
+    week: int
+    month: int
+    half: int
+    half_label: str
+
+
+async def my_patrols(session: AsyncSession, worker_id: int, at: datetime, tz: ZoneInfo) -> MyPatrols:
+    """What `/my` shows of the worker's own patrols: this week, month and half-year."""
+    wk, mo, hf = (periods.current(k, at, tz) for k in ("week", "month", "half"))
+    counts = await worker_patrol_counts(session, worker_id, [wk, mo, hf])
+    return MyPatrols(counts[wk.label], counts[mo.label], counts[hf.label], hf.label)

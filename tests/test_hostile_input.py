@@ -28,11 +28,15 @@ TEXTS = st.one_of(NASTY, st.text(min_size=1, max_size=300), st.text(alphabet="<>
 STEPS = st.sampled_from(["HOUSEHOLD", "PEOPLE", "NOTES", "PHOTOS", "LOCATION", "CONFIRM", "SITUATION"])
 
 
-async def scenario(settings_, step: str, value: str) -> None:
-    db = Database(settings_.database_url)
+async def clear(db: Database) -> None:
     async with db.engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             await conn.execute(text(f'DELETE FROM "{table.name}"'))
+
+
+async def scenario(settings_, step: str, value: str) -> None:
+    db = Database(settings_.database_url)
+    await clear(db)
     await seed(db)
     api = LocalBotAPI(bot_username="gridbot_test_bot")
     app = await make_app(settings_, db, api)
@@ -51,6 +55,7 @@ async def scenario(settings_, step: str, value: str) -> None:
             assert "\u0000" not in draft["data"]["notes"]
     finally:
         await stop_app(app)
+        await clear(db)  # the next test starts from an empty database
         await db.dispose()
 
 

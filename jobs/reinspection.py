@@ -1,0 +1,79 @@
+"""Daily: tell each shop's grid workers about the re-inspections due (DESIGN.md §2).
+
+A rectification order (要求现场整改) makes a re-inspection due on its deadline day (local date in
+`TIMEZONE`). At `REINSPECTION_REMINDER_TIME` the job sends every worker of the shop's grid (and
+whoever did the patrol, if they still work there) one message listing their due shops; an order
+whose day passed while the bot was down is included, marked overdue. Each order is reminded once
+(a compare-and-set on `reminded_at`). Computes through models/, sends through the bot.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass, field
+
+from telegram.error import TelegramError
+
+from bot import clock
+from bot.i18n import gettext_for, resolve_language
+from models.checklist import item_label
+from models.patrols import DueReinspection, Recipient, claim_reminder, deadline_day, due_reinspections, grid_supervisors, reminder_recipients
+
+log = logging.getLogger(__name__)
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+@dataclass
+class _Letter:
+    recipient: Recipient
+    due: list[DueReinspection] = field(default_factory=list)
+
+
+async def send_due_reminders(app) -> int:  # noqa: ANN001 - GridApplication (or anything with .bot, .db, .settings)
+    """Remind the workers of every re-inspection due today (or overdue and not yet reminded).
+
+    Returns the number of messages delivered.
+    """
+    now, tz = clock.now(), app.settings.tz
+    letters: dict[int, _Letter] = {}
+    async with app.db.session() as session:
+        due = await due_reinspections(session, now, tz)
+        plan = []
+        for d in due:
+            recipients = await reminder_recipients(session, d.shop.grid_id, d.patroller_id) or await grid_supervisors(session, d.shop.grid_id)
+            plan.append((d, recipients))
+    for d, recipients in plan:
+        async with app.db.session() as session:
+            if not await claim_reminder(session, d.order_id, now):
+                continue  # another run reminded it meanwhile
+        for r in recipients:
+            letters.setdefault(r.telegram_id, _Letter(r)).due.append(d)
+    today = now.astimezone(tz).date()
+    sent = 0
+    for letter in letters.values():
+        _ = gettext_for(resolve_language(letter.recipient.language, None, app.settings.default_language))
+        lines = [_("🔁 <b>Re-inspections due</b>")]
+        for d in letter.due:
+            day = deadline_day(d.deadline, tz)
+            line = _("• {shop} · {address} ({grid}): rectification of «{item}», deadline {date}").format(
+                shop=esc(d.shop.name), address=esc(d.shop.address), grid=esc(d.shop.grid_code), item=item_label(_, d.item),
+                date=day.isoformat())
+            if day < today:
+                line += " " + _("(overdue)")
+            lines.append(line)
+        lines.append(_("Send /patrol, pick the shop and check it again: the order closes when every escalated item passes."))
+        try:
+            await app.bot.send_message(letter.recipient.telegram_id, "\n".join(lines))
+            sent += 1
+        except TelegramError:
+            log.warning("could not deliver a re-inspection reminder to chat %s", letter.recipient.telegram_id, exc_info=True)
+    log.info("re-inspection reminders: %d orders due, %d messages sent", len(plan), sent)
+    return sent
+
+
+async def daily_job(context) -> None:  # noqa: ANN001 - GridContext of a JobQueue job
+    await send_due_reminders(context.application)
