@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, TypeHandler, filters
 
 from bot import clock
@@ -101,6 +101,35 @@ def paged_markup(context: GridContext, draft: dict, choices: list[tuple[str, int
 
 
 NOT_ACCEPTED = N_("That was not accepted.")
+
+
+async def download_photo(update: Update, context: GridContext) -> dict | None:
+    """Keep the message's photo (largest size) in the media store beside its Telegram file id.
+
+    Returns {"file_id", "file_unique_id", "sha256"}, or None after telling the user to resend.
+    """
+    size = update.message.photo[-1]
+    try:
+        tg_file = await context.bot.get_file(size.file_id)
+        content = bytes(await tg_file.download_as_bytearray())
+    except TelegramError:
+        log.warning("photo download failed", exc_info=True)
+        await reply(update, context, context._("I could not fetch that photo from Telegram. Please send it again."))
+        return None
+    digest, _path = context.app.media.put(content)
+    return {"file_id": size.file_id, "file_unique_id": size.file_unique_id, "sha256": digest}
+
+
+async def add_photo(update: Update, context: GridContext, photos: list[dict], limit: int) -> str | None:
+    """The body of every photo step: keep the photo, say how many there are, stay on the step."""
+    if len(photos) >= limit:
+        await reply(update, context, context._("That is already {max} photos, the most one record keeps. Send /done.").format(max=limit))
+        return STAY
+    photo = await download_photo(update, context)
+    if photo is not None:
+        photos.append(photo)
+        await reply(update, context, context._("Photo {n} received. Send more, or /done.").format(n=len(photos)))
+    return STAY
 
 
 def rule_message(context: GridContext, err: RuleError, messages: dict[str, str]) -> str:

@@ -60,6 +60,7 @@ from handlers.flow import (
     STAY,
     Flow,
     Step,
+    add_photo,
     button,
     keyboard,
     register_flow,
@@ -274,18 +275,7 @@ async def _answer(update: Update, text: str | None = None, alert: bool = False) 
         log.info("callback query too old to answer")
 
 
-async def _download(update: Update, context: GridContext) -> dict | None:
-    """The largest size of the message's photo, kept in the media store; None after telling the user."""
-    size = update.message.photo[-1]
-    try:
-        tg_file = await context.bot.get_file(size.file_id)
-        content = bytes(await tg_file.download_as_bytearray())
-    except TelegramError:
-        log.warning("photo download failed", exc_info=True)
-        await reply(update, context, context._("I could not fetch that photo from Telegram. Please send it again."))
-        return None
-    digest, _path = context.app.media.put(content)
-    return {"file_id": size.file_id, "file_unique_id": size.file_unique_id, "sha256": digest}
+
 
 
 # -- notifications -------------------------------------------------------------------------------
@@ -433,18 +423,11 @@ async def ask_photos(update: Update, context: GridContext, draft: dict) -> None:
     await reply(update, context, text.format(max=MAX_PHOTOS))
 
 
-async def _add_photo(update: Update, context: GridContext, photos: list[dict]) -> None:
-    if len(photos) >= MAX_PHOTOS:
-        await reply(update, context, context._("That is already {max} photos, the most one report keeps. Send /done.").format(max=MAX_PHOTOS))
-        return
-    photo = await _download(update, context)
-    if photo is not None:
-        photos.append(photo)
-        await reply(update, context, context._("Photo {n} received. Send more, or /done.").format(n=len(photos)))
+
 
 
 async def photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
-    await _add_photo(update, context, draft["data"].setdefault("photos", []))
+    await add_photo(update, context, draft["data"].setdefault("photos", []), MAX_PHOTOS)
     return STAY
 
 
@@ -577,7 +560,7 @@ async def ask_spot_photo(update: Update, context: GridContext, draft: dict) -> N
 
 
 async def spot_photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
-    await _add_photo(update, context, draft["data"].setdefault("after_photos", []))
+    await add_photo(update, context, draft["data"].setdefault("after_photos", []), MAX_PHOTOS)
     return STAY
 
 
@@ -819,7 +802,7 @@ async def ask_after_photo(update: Update, context: GridContext, draft: dict) -> 
 
 
 async def after_photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
-    await _add_photo(update, context, draft["data"].setdefault("photos", []))
+    await add_photo(update, context, draft["data"].setdefault("photos", []), MAX_PHOTOS)
     return STAY
 
 

@@ -66,6 +66,7 @@ from handlers.flow import (
     STAY,
     Flow,
     Step,
+    add_photo,
     button,
     keyboard,
     paged_markup,
@@ -412,22 +413,7 @@ async def ask_photos(update: Update, context: GridContext, draft: dict) -> None:
 
 
 async def photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
-    photos = draft["data"].setdefault("photos", [])
-    if len(photos) >= MAX_PHOTOS:
-        await reply(update, context, context._("That is already {max} photos, the most one patrol keeps. Send /done.").format(max=MAX_PHOTOS))
-        return STAY
-    size = update.message.photo[-1]
-    try:
-        tg_file = await context.bot.get_file(size.file_id)
-        content = bytes(await tg_file.download_as_bytearray())
-    except TelegramError:
-        log.warning("photo download failed", exc_info=True)
-        await reply(update, context, context._("I could not fetch that photo from Telegram. Please send it again."))
-        return STAY
-    digest, _path = context.app.media.put(content)
-    photos.append({"file_id": size.file_id, "file_unique_id": size.file_unique_id, "sha256": digest})
-    await reply(update, context, context._("Photo {n} received. Send more, or /done.").format(n=len(photos)))
-    return STAY
+    return await add_photo(update, context, draft["data"].setdefault("photos", []), MAX_PHOTOS)
 
 
 async def photos_done(update: Update, context: GridContext, draft: dict) -> str | None:

@@ -5,8 +5,10 @@ Every function takes the session it works in; nothing here opens a session of it
 
 from sqlmodel import SQLModel
 
-from models import tables  # noqa: F401  (registers the tables on the metadata)
-from models import patrols  # noqa: F401, E402  (food-safety patrols: shop, patrol, finding, rectification, finding_event)
-from models import issues  # noqa: F401, E402  (issue reports: issue, issue_event, issue_photo)
+from models import (
+    issues,  # noqa: F401, E402  (issue reports: issue, issue_event, issue_photo)
+    patrols,  # noqa: F401, E402  (food-safety patrols: shop, patrol, finding, rectification, finding_event)
+    tables,  # noqa: F401  (registers the tables on the metadata)
+)
 
 metadata = SQLModel.metadata

@@ -22,9 +22,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import clock
 from models.checklist import SHOP_CATEGORIES
 from models.errors import RuleError
-from models.tables import Grid, Role, User, UserGrid
+from models.tables import Grid, Role, User, UserGrid, created_field, utc_field
 from models.text import clean_text, mask_id_numbers, one_line
-from models.types import UTCDateTime
 
 SHOP_NAME_LEN = (1, 100)
 SHOP_ADDRESS_LEN = (2, 200)
@@ -59,14 +58,6 @@ class Risk(StrEnum):
     HIGH = "高"
 
 
-def _ts(**kw) -> object:  # noqa: ANN003
-    return Field(sa_type=UTCDateTime, **kw)
-
-
-def _now_ts(**kw) -> object:  # noqa: ANN003
-    return Field(default_factory=clock.now, sa_type=UTCDateTime, nullable=False, **kw)
-
-
 # -- tables -------------------------------------------------------------------------------------
 
 
@@ -85,7 +76,7 @@ class Shop(SQLModel, table=True):
     contact: str | None = Field(default=None, max_length=64)
     active: bool = Field(default=True)
     created_by: int | None = Field(default=None, foreign_key="app_user.id")
-    created_at: datetime = _now_ts()
+    created_at: datetime = created_field()
 
 
 class Patrol(SQLModel, table=True):
@@ -99,12 +90,12 @@ class Patrol(SQLModel, table=True):
     draft_id: str = Field(max_length=32, unique=True, description="idempotency key of the chat draft")
     shop_id: int = Field(foreign_key="shop.id")
     worker_id: int = Field(foreign_key="app_user.id")
-    patrolled_at: datetime = _ts(nullable=False)
+    patrolled_at: datetime = utc_field(nullable=False)
     # The checklist as it was checked: [{"name", "weight", "key", "passed"}], so a later change of
     # the configuration changes neither this patrol nor the risk level computed from it.
     items: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     photos: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = _now_ts()
+    created_at: datetime = created_field()
 
 
 class Finding(SQLModel, table=True):
@@ -119,7 +110,7 @@ class Finding(SQLModel, table=True):
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     outcome: str | None = Field(default=None, max_length=16, description="escalated only: pending | rectify_on_site | fined | suspended")
     outcome_by: int | None = Field(default=None, foreign_key="app_user.id")
-    outcome_at: datetime | None = _ts(default=None, nullable=True)
+    outcome_at: datetime | None = utc_field(default=None, nullable=True)
 
 
 class Rectification(SQLModel, table=True):
@@ -134,12 +125,12 @@ class Rectification(SQLModel, table=True):
     finding_id: int = Field(foreign_key="finding.id", unique=True, ondelete="CASCADE")
     shop_id: int = Field(foreign_key="shop.id")
     ordered_by: int | None = Field(default=None, foreign_key="app_user.id")
-    ordered_at: datetime = _ts(nullable=False)
-    deadline: datetime = _ts(nullable=False)
+    ordered_at: datetime = utc_field(nullable=False)
+    deadline: datetime = utc_field(nullable=False)
     status: str = Field(default=OrderStatus.OPEN.value, max_length=8)
     reinspection_patrol_id: int | None = Field(default=None, foreign_key="patrol.id", description="latest re-inspection")
-    closed_at: datetime | None = _ts(default=None, nullable=True)
-    reminded_at: datetime | None = _ts(default=None, nullable=True)
+    closed_at: datetime | None = utc_field(default=None, nullable=True)
+    reminded_at: datetime | None = utc_field(default=None, nullable=True)
 
 
 class FindingEvent(SQLModel, table=True):
@@ -152,10 +143,10 @@ class FindingEvent(SQLModel, table=True):
     finding_id: int = Field(foreign_key="finding.id", ondelete="CASCADE")
     kind: str = Field(max_length=16, description="outcome | reinspection")
     actor_id: int | None = Field(default=None, foreign_key="app_user.id")
-    at: datetime = _now_ts()
+    at: datetime = created_field()
     from_outcome: str | None = Field(default=None, max_length=16)
     to_outcome: str | None = Field(default=None, max_length=16)
-    deadline: datetime | None = _ts(default=None, nullable=True)
+    deadline: datetime | None = utc_field(default=None, nullable=True)
     patrol_id: int | None = Field(default=None, foreign_key="patrol.id")
     passed: bool | None = None
 

@@ -18,11 +18,13 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-def _ts(**kw) -> object:  # noqa: ANN003
+def utc_field(**kw) -> object:  # noqa: ANN003
+    """A timestamp column: stored in UTC, read back timezone-aware on every database."""
     return Field(sa_type=UTCDateTime, **kw)
 
 
-def _now_ts(**kw) -> object:  # noqa: ANN003
+def created_field(**kw) -> object:  # noqa: ANN003
+    """A not-null timestamp that defaults to the clock's now."""
     return Field(default_factory=clock.now, sa_type=UTCDateTime, nullable=False, **kw)
 
 
@@ -32,7 +34,7 @@ class Grid(SQLModel, table=True):
     name: str = Field(max_length=100)
     community: str | None = Field(default=None, max_length=100)
     target_coverage: float = Field(description="half-year visit-coverage target, a fraction (0.2)")
-    created_at: datetime = _now_ts()
+    created_at: datetime = created_field()
 
 
 class User(SQLModel, table=True):
@@ -45,7 +47,7 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=16)
     language: str | None = Field(default=None, max_length=8)
     active: bool = Field(default=True)
-    created_at: datetime = _now_ts()
+    created_at: datetime = created_field()
 
 
 class UserGrid(SQLModel, table=True):
@@ -62,9 +64,9 @@ class Invitation(SQLModel, table=True):
     grid_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     issued_by: int | None = Field(default=None, foreign_key="app_user.id")
     used_by: int | None = Field(default=None, foreign_key="app_user.id")
-    used_at: datetime | None = _ts(default=None, nullable=True)
-    expires_at: datetime = _ts(nullable=False)
-    created_at: datetime = _now_ts()
+    used_at: datetime | None = utc_field(default=None, nullable=True)
+    expires_at: datetime = utc_field(nullable=False)
+    created_at: datetime = created_field()
 
 
 class Household(SQLModel, table=True):
@@ -80,7 +82,7 @@ class Household(SQLModel, table=True):
     head_phone: str | None = Field(default=None, max_length=32)
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     active: bool = Field(default=True)
-    created_at: datetime = _now_ts()
+    created_at: datetime = created_field()
 
 
 class Visit(SQLModel, table=True):
@@ -94,14 +96,14 @@ class Visit(SQLModel, table=True):
     draft_id: str = Field(max_length=32, unique=True, description="idempotency key of the chat draft")
     household_id: int = Field(foreign_key="household.id")
     worker_id: int = Field(foreign_key="app_user.id")
-    visited_at: datetime = _ts(nullable=False)
+    visited_at: datetime = utc_field(nullable=False)
     people_met: int
     situations: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     photos: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     latitude: float | None = None
     longitude: float | None = None
-    created_at: datetime = _now_ts()
+    created_at: datetime = created_field()
 
 
 class PersistedState(SQLModel, table=True):
@@ -112,4 +114,4 @@ class PersistedState(SQLModel, table=True):
     kind: str = Field(max_length=32, primary_key=True)
     key: str = Field(max_length=128, primary_key=True)
     data: dict | list | str | int | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    updated_at: datetime = _now_ts()
+    updated_at: datetime = created_field()
