@@ -1,4 +1,4 @@
-# gridbot — `make run` starts the bot, `make test` runs the whole suite on SQLite and PostgreSQL.
+# gridbot — `make run` starts the bot (or, with no token, the terminal sandbox), `make test` runs the whole suite on SQLite and PostgreSQL.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -28,8 +28,15 @@ extract: $(VENV)/.installed
 migrate: install
 	$(VENV)/bin/gridbot db upgrade
 
+# Without a bot token (neither in the environment nor in .env) `make run` opens the terminal
+# sandbox with demo data instead; `gridbot run` itself always refuses to start without one.
 run: install
-	$(VENV)/bin/gridbot run
+	@if [ -z "$$TELEGRAM_BOT_TOKEN" ] && ! grep -Eqs '^[[:space:]]*(export[[:space:]]+)?TELEGRAM_BOT_TOKEN[[:space:]]*=[[:space:]]*["'"'"']?[^"'"'"'[:space:]#]' .env; then \
+		echo "No TELEGRAM_BOT_TOKEN set: starting the terminal sandbox (gridbot console)."; \
+		$(VENV)/bin/gridbot console; \
+	else \
+		$(VENV)/bin/gridbot run; \
+	fi
 
 # Both engines always run (each prints its counts); the target fails if either run failed.
 test: install

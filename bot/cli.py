@@ -1,4 +1,4 @@
-"""`gridbot` console command: run | db upgrade | db downgrade | db current."""
+"""`gridbot` console command: run | console | db upgrade | db downgrade | db current."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
-from bot.settings import Settings, format_settings_error, load_settings
+from bot.settings import SUPPORTED_LANGUAGES, Settings, format_settings_error, load_settings
 
 log = logging.getLogger("gridbot")
 
@@ -44,6 +44,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    """The terminal sandbox: demo data, a local Bot API, no token (never used by `run`)."""
+    from bot.console import main as console_main
+
+    return console_main(db=args.db, language=args.lang)
+
+
 def cmd_db(args: argparse.Namespace) -> int:
     settings = _settings()
     from bot import db
@@ -65,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="apply pending migrations, then run the bot (long polling)")
     run.set_defaults(func=cmd_run)
+    console = sub.add_parser("console", help="try gridbot in the terminal: a sandbox with demo data, no Telegram token needed")
+    console.add_argument("--db", metavar="PATH", help="sandbox SQLite file (created with demo data if new); default: a temporary one")
+    console.add_argument("--lang", choices=SUPPORTED_LANGUAGES, help="language of the demo users' Telegram apps (default: DEFAULT_LANGUAGE)")
+    console.set_defaults(func=cmd_console)
     dbp = sub.add_parser("db", help="database migrations")
     dbp.add_argument("action", choices=["upgrade", "downgrade", "current"])
     dbp.add_argument("revision", nargs="?", help="target revision (upgrade: head; downgrade: -1; 'base' for all)")
