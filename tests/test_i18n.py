@@ -22,7 +22,7 @@ def catalog(lang: str):  # noqa: ANN201
 
 def code_msgids(tmp_path: Path) -> set[str]:
     pot = tmp_path / "fresh.pot"
-    subprocess.run([str(Path(sys.executable).parent / "pybabel"), "extract", "-F", "babel.cfg", "-k", "N_", "-o", str(pot), "."],
+    subprocess.run([str(Path(sys.executable).parent / "pybabel"), "extract", "-F", "babel.cfg", "-k", "N_", "-k", "t", "-o", str(pot), "."],
                    cwd=ROOT, check=True, capture_output=True)
     with pot.open("rb") as fp:
         return {m.id for m in read_po(fp) if m.id}
