@@ -74,6 +74,7 @@ from handlers.flow import (
     rule_message,
     summary_line,
 )
+from handlers.issues import report_button
 from jobs import reinspection
 from models.checklist import CATEGORY_LABELS, ITEM_LABELS, SHOP_CATEGORIES, category_label, item_label
 from models.errors import RuleError
@@ -522,7 +523,14 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
         lines.append(context._("📣 The escalated items went to your grid's supervisors."))
     for r in saved.reinspections:
         lines.append(_reinspection_line(context._, r))
-    await reply(update, context, "\n".join(lines))
+    markup = None
+    if d["findings"] and member.role == Role.WORKER:
+        # A problem found on the patrol can become an issue report, with the patrol's photos.
+        shop_address = (d.get("shop") or d.get("new_shop") or {}).get("address")
+        button_ = report_button(context, context._("📝 Report an issue from this patrol"), location=None, photos=d.get("photos", []),
+                                grid_id=d["grid_id"], source="patrol", source_id=saved.patrol_id, address=shop_address)
+        markup = InlineKeyboardMarkup([[button_]])
+    await reply(update, context, "\n".join(lines), reply_markup=markup)
     if saved.created:
         await notify_supervisors(context, saved)
     return END

@@ -461,3 +461,26 @@ async def test_other_grid_worker_finds_only_their_shops(app, api, db):
     out = await u.send("面馆")
     assert "Shops matching «面馆»: 1 " in texts(out) and "李记面馆" in texts(out) or "李记面馆" in str(buttons(out[0]))
     assert "老王面馆" not in str(buttons(out[0]))
+
+
+async def test_a_problem_found_on_a_patrol_becomes_an_issue_report(app, api, db):
+    from models.issues import Issue, IssuePhoto
+
+    await seed_patrols(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "CONFIRM")
+    out = await u.press("Save")
+    saved = next(m for m in out if buttons(m))
+    assert [t for t, _ in buttons(saved)] == ["📝 Report an issue from this patrol"]
+    out = await u.press("Report an issue from this patrol", saved)
+    assert "carried over" in texts(out)
+    await u.press("Restaurant fumes")
+    out = await u.send("后厨油烟直排，未开净化器")
+    assert "Is it urgent" in texts(out)  # the shop's address and the patrol's photo came along
+    out = await u.press("Normal")
+    assert "Address: 幸福路" in texts(out) and "Photos: 1" in texts(out)
+    await u.press("Submit")
+    async with db.session() as s:
+        (issue,) = (await s.exec(select(Issue))).all()
+        photos = (await s.exec(select(IssuePhoto))).all()
+    assert issue.source == "patrol" and issue.category == "油烟扰民" and len(photos) == 1
