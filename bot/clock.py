@@ -5,6 +5,8 @@ All code calls `clock.now()` instead of `datetime.now()`; it always returns an a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 _offset = timedelta(0)
@@ -38,3 +40,15 @@ def advance(delta: timedelta) -> None:
 def reset() -> None:
     global _offset, _frozen
     _offset, _frozen = timedelta(0), None
+
+
+@contextmanager
+def frozen_at(at: datetime) -> Iterator[None]:
+    """Run a block with the clock stopped at `at`, then give back exactly the clock there was."""
+    global _offset, _frozen
+    saved = (_frozen, _offset)
+    freeze(at)
+    try:
+        yield
+    finally:
+        _frozen, _offset = saved

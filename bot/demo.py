@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -94,15 +92,7 @@ class _People:
     households: dict[str, list[int]]  # grid code -> household ids
 
 
-@contextmanager
-def clock_at(moment: datetime) -> Iterator[None]:
-    """Run with the clock stopped at `moment`, then give the caller's clock back exactly."""
-    saved = (clock._frozen, clock._offset)  # the module keeps no public "save"; restore what was there
-    clock.freeze(moment)
-    try:
-        yield
-    finally:
-        clock._frozen, clock._offset = saved
+clock_at = clock.frozen_at
 
 
 def _at(day: date, hour: int, minute: int, tz: ZoneInfo) -> datetime:
