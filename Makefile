@@ -6,7 +6,7 @@ PYBABEL := $(VENV)/bin/pybabel
 LOCALES := bot/locales
 PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: install catalogs extract run test test-sqlite test-postgresql migrate clean
+.PHONY: install catalogs extract run test test-sqlite test-postgresql migrate clean bench bench-quick
 
 install: $(VENV)/.installed catalogs
 
@@ -52,6 +52,15 @@ test-sqlite:
 test-postgresql:
 	@echo "=== gridbot test suite on PostgreSQL ($(PG_URL)) ==="
 	GRIDBOT_TEST_PG_URL=$(PG_URL) $(PY) -m pytest -p no:cacheprovider --db=postgresql -q -rs
+
+# Benchmarks (bench/, issue 8): full size within 30 minutes on 2 cores; writes BENCHMARKS.md.
+BENCH_ARGS ?=
+bench: install
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-quick:
+	$(MAKE) --no-print-directory bench BENCH_ARGS="--quick $(BENCH_ARGS)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache $(LOCALES)/*/LC_MESSAGES/*.mo

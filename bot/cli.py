@@ -1,10 +1,14 @@
-"""`gridbot` console command: run | console | db upgrade | db downgrade | db current."""
+"""`gridbot` console command: run | console | db upgrade | db downgrade | db current | import | export | summary."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
+import socket
 import sys
+import uuid
 
 from pydantic import ValidationError
 
@@ -38,10 +42,53 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"database error: DATABASE_URL: cannot migrate ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})", file=sys.stderr)
         return 2
     settings.media_dir.mkdir(parents=True, exist_ok=True)
-    app = build_application(settings)
-    log.info("gridbot starts polling")
-    app.run_polling(allowed_updates=allowed_updates(), drop_pending_updates=False)
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    other = asyncio.run(_lease(settings.database_url, holder, acquire=True))
+    if other is not None:
+        seen = other.heartbeat_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"another gridbot process is running against this database (pid {other.pid} on {other.host}, last seen {seen}); "
+              "stop it first, or wait until its lease expires", file=sys.stderr)
+        return 3
+    try:
+        app = build_application(settings)
+        app.lease_holder = holder  # renewed by a job (handlers/reminders.py)
+        log.info("gridbot starts polling")
+        app.run_polling(allowed_updates=allowed_updates(), drop_pending_updates=False)
+    finally:
+        asyncio.run(_lease(settings.database_url, holder, acquire=False))
     return 0
+
+
+def _holder_gone(host: str, pid: int) -> bool:
+    """A lease holder on this host whose process no longer exists (e.g. SIGKILLed) holds nothing."""
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+async def _lease(url: str, holder: str, *, acquire: bool):  # noqa: ANN202 - models.reminders.Lease | None
+    """Take (or give back) the single-process lease; the lease of the live holder when it is taken."""
+    from bot import clock
+    from bot.db import Database
+    from handlers.reminders import LEASE_TTL
+    from models.reminders import acquire_lease, release_lease
+
+    db = Database(url)
+    try:
+        async with db.session() as session:
+            if not acquire:
+                await release_lease(session, holder)
+                return None
+            host, pid = holder.split(":")[0], os.getpid()
+            return await acquire_lease(session, holder, host, pid, clock.now(), LEASE_TTL, _holder_gone)
+    finally:
+        await db.dispose()
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -67,6 +114,133 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- admin tools: import, export, summary -------------------------------------------------------
+
+
+def _run_async(settings: Settings, work) -> int:  # noqa: ANN001
+    """Run `work(db)` on a fresh Database (not inside any running event loop)."""
+    import asyncio
+
+    from bot.db import Database
+
+    async def main_() -> int:
+        database = Database(settings.database_url)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(main_())
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """`gridbot import KIND FILE`: validate every row, then write all or nothing."""
+    settings = _settings()
+    from pathlib import Path
+
+    from bot.i18n import gettext_for
+    from bot.importer import FileProblem, TerminalProgress, read_table, report
+    from models import audit
+    from models.importer import ImportRefused, run_import
+
+    t = gettext_for("en")
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"import error: {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        headers, rows = read_table(data, path.name)
+    except FileProblem as exc:
+        print("\n".join([f"import refused: {path.name}: nothing was written", *report([exc.problem], t)]), file=sys.stderr)
+        return 1
+
+    async def work(database) -> int:  # noqa: ANN001
+        try:
+            async with database.session() as session:
+                result = await run_import(session, args.kind, headers, rows, settings.tz, settings.visit_target, settings.issue_categories,
+                                          TerminalProgress(f"{args.kind}"))
+                await audit.record(session, None, "cli", "import", kind=args.kind, file=path.name, rows=result.rows, created=result.created,
+                                   updated=result.updated, unchanged=result.unchanged)
+        except ImportRefused as exc:
+            lines = [f"import refused: {path.name}: {len(exc.problems)} problem(s); nothing was written", *report(exc.problems, t, limit=200)]
+            print("\n".join(lines), file=sys.stderr)
+            return 1
+        print(f"{args.kind}: {result.rows} rows: {result.created} created, {result.updated} updated, {result.unchanged} unchanged")
+        return 0
+
+    return _run_async(settings, work)
+
+
+def _period(text: str, settings: Settings):  # noqa: ANN202
+    from models import periods
+
+    try:
+        return periods.parse(text, settings.tz)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`gridbot export KIND PERIOD [GRID] --out FILE` (unmasked unless --mask: the command line is an admin's)."""
+    settings = _settings()
+    from pathlib import Path
+
+    from bot import clock
+    from bot.exporter import build_export
+    from models import audit
+    from models.summary import all_grid_ids
+    from models.users import grids_by_codes
+
+    period = _period(args.period, settings)
+
+    async def work(database) -> int:  # noqa: ANN001
+        from models.errors import RuleError
+
+        async with database.session() as session:
+            try:
+                grid_ids = [g.id for g in await grids_by_codes(session, [args.grid])] if args.grid else await all_grid_ids(session)
+            except RuleError:
+                print(f"error: unknown grid {args.grid!r}", file=sys.stderr)
+                return 2
+            name, data = await build_export(session, args.kind, period, grid_ids, settings.tz, args.mask, clock.now(), args.grid or "")
+            await audit.record(session, None, "cli", "export", kind=args.kind, period=period.label, grid=args.grid, masked=args.mask)
+        out = Path(args.out or name)
+        out.write_bytes(data)
+        print(f"wrote {out} ({len(data)} bytes)")
+        return 0
+
+    return _run_async(settings, work)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """`gridbot summary PERIOD`: the work-report paragraph in Chinese and English (and --xlsx: the per-grid table)."""
+    settings = _settings()
+    from pathlib import Path
+
+    from bot import clock
+    from bot.exporter import summary_workbook
+    from models.summary import numbers_from, paragraph_en, paragraph_zh, summary_figures
+
+    period = _period(args.period, settings)
+
+    async def work(database) -> int:  # noqa: ANN001
+        async with database.session() as session:
+            figures = await summary_figures(session, period, clock.now(), settings.tz)
+        numbers = numbers_from(figures)
+        texts = {"zh_CN": paragraph_zh(numbers), "en": paragraph_en(numbers)}
+        chosen = list(texts) if args.lang == "both" else [args.lang]
+        print("\n\n".join(texts[lang] for lang in chosen))
+        if args.xlsx:
+            Path(args.xlsx).write_bytes(summary_workbook(figures, [texts["zh_CN"], texts["en"]]))
+            print(f"wrote {args.xlsx}", file=sys.stderr)
+        return 0
+
+    return _run_async(settings, work)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gridbot", description="网格助手 gridbot — a Telegram bot for grid workers")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +254,24 @@ def main(argv: list[str] | None = None) -> int:
     dbp.add_argument("action", choices=["upgrade", "downgrade", "current"])
     dbp.add_argument("revision", nargs="?", help="target revision (upgrade: head; downgrade: -1; 'base' for all)")
     dbp.set_defaults(func=cmd_db)
+    from models.importer import KINDS as IMPORT_KINDS
+
+    imp = sub.add_parser("import", help="import a registry or a historical ledger (CSV UTF-8/GBK or XLSX); all rows or none")
+    imp.add_argument("kind", choices=IMPORT_KINDS)
+    imp.add_argument("file", help="the CSV or XLSX file (formats: README, examples/)")
+    imp.set_defaults(func=cmd_import)
+    exp = sub.add_parser("export", help="export visits, patrols, issues or the per-grid summary of a period as XLSX")
+    exp.add_argument("kind", choices=["visits", "patrols", "issues", "summary"])
+    exp.add_argument("period", help="2021-W23, 2021-06, 2021Q2, 2021H1 or 2021")
+    exp.add_argument("grid", nargs="?", help="one grid code (default: every grid)")
+    exp.add_argument("--out", metavar="FILE", help="where to write the XLSX (default: gridbot-KIND-PERIOD.xlsx)")
+    exp.add_argument("--mask", action="store_true", help="mask names and phone numbers as in a non-admin export")
+    exp.set_defaults(func=cmd_export)
+    summ = sub.add_parser("summary", help="the period work-report paragraph (Chinese and English) from the stats")
+    summ.add_argument("period", help="2021H1, 2021Q2, 2021-06, 2021-W23 or 2021")
+    summ.add_argument("--lang", choices=["both", *SUPPORTED_LANGUAGES], default="both")
+    summ.add_argument("--xlsx", metavar="FILE", help="also write the per-grid table as XLSX")
+    summ.set_defaults(func=cmd_summary)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -39,6 +39,16 @@ class Settings(BaseSettings):
     patrol_checklist_file: Path | None = None
     rectify_days_default: int = Field(default=3, ge=1, le=60)
     reinspection_reminder_time: str = "08:17"
+    # -- reminders, digests, delivery (issue 5) --
+    visit_reminder_schedule: str = "mon,thu 09:07"
+    overdue_reminder_schedule: str = "daily 08:37"
+    digest_schedule: str = "mon 08:07"
+    quiet_hours: str = "21:00-08:00"
+    outbox_rate: float = Field(default=20, gt=0, le=30, description="messages per second, all chats")
+    outbox_per_chat_rate: float = Field(default=1, gt=0, le=30, description="messages per second to one chat")
+    overdue_escalation_days: int = Field(default=3, ge=1, le=365)
+    digest_chats: Annotated[dict[str, list[int]], NoDecode] = Field(default_factory=dict)
+    wecom_robots: Annotated[dict[str, list[str]], NoDecode] = Field(default_factory=dict)
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -132,6 +142,60 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a local time of day as HH:MM, such as 08:17; got {v!r}")
         return f"{int(m.group(1)):02d}:{m.group(2)}"
 
+    @field_validator("visit_reminder_schedule", "overdue_reminder_schedule", "digest_schedule")
+    @classmethod
+    def _schedule(cls, v: str) -> str:
+        from jobs.scheduling import parse_schedule
+
+        return str(parse_schedule(v))
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str) -> str:
+        from jobs.scheduling import parse_quiet_hours
+
+        quiet = parse_quiet_hours(v)
+        return str(quiet) if quiet else "off"
+
+    @field_validator("digest_chats", mode="before")
+    @classmethod
+    def _digest_chats(cls, v: object) -> object:
+        raw = _json_map(v, 'e.g. {"G01": [-1001234567890], "*": [-1009876543210]}')
+        out: dict[str, list[int]] = {}
+        for scope, ids in raw.items():
+            ids = ids if isinstance(ids, list) else [ids]
+            if not all(isinstance(i, int) or (isinstance(i, str) and i.lstrip("-").isdigit()) for i in ids):
+                raise ValueError(f"chat ids of {scope!r} must be numbers (group chats are negative)")
+            out[str(scope)] = [int(i) for i in ids]
+        return out
+
+    @field_validator("wecom_robots", mode="before")
+    @classmethod
+    def _wecom(cls, v: object) -> object:
+        raw = _json_map(v, 'e.g. {"G01": ["https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=..."], "*": [...]}')
+        out: dict[str, list[str]] = {}
+        for scope, urls in raw.items():
+            urls = urls if isinstance(urls, list) else [urls]
+            for url in urls:
+                if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+/\S*[?&]key=[\w-]+", url.strip()):
+                    raise ValueError(f"robot of {scope!r} must be a webhook URL with ?key=...; got {str(url)[:60]!r}")
+            out[str(scope)] = [u.strip() for u in urls]
+        return out
+
+    @property
+    def schedules(self) -> dict[str, object]:
+        """Job name -> jobs.scheduling.Schedule."""
+        from jobs.scheduling import parse_schedule
+
+        return {"visit_pace": parse_schedule(self.visit_reminder_schedule), "overdue": parse_schedule(self.overdue_reminder_schedule),
+                "digest": parse_schedule(self.digest_schedule)}
+
+    @property
+    def quiet(self):  # noqa: ANN201 - jobs.scheduling.QuietHours | None
+        from jobs.scheduling import parse_quiet_hours
+
+        return parse_quiet_hours(self.quiet_hours)
+
     @cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -160,6 +224,29 @@ class Settings(BaseSettings):
     def visit_target(self) -> float:
         """Default half-year coverage target as a fraction (0.2 for 20 %)."""
         return self.visit_target_percent / 100
+
+
+def _json_map(v: object, example: str) -> dict:
+    """A JSON object given inline, or the path of a JSON file holding one."""
+    import json
+
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return {}
+    if isinstance(v, dict):
+        return v
+    text = str(v).strip()
+    if not text.startswith("{"):
+        try:
+            text = Path(text).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"is neither a JSON object nor a readable file ({exc.strerror or exc}); {example}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"is not valid JSON ({exc.msg}); {example}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"must be a JSON object of grid code (or \"*\" for the street) to a list; {example}")
+    return raw
 
 
 def format_settings_error(exc: ValidationError) -> str:

@@ -1,17 +1,44 @@
-"""Admin commands of the foundation: `/invite` and `/grid_add`."""
+"""Admin tools: `/invite`, `/grid_add`, figures (`/stats`, `/overdue`, `/workers`, `/grids`, `/summary`),
+targets, users (`/users`, `/setrole`, `/setgrid`, `/deactivate`), `/import` and `/export`.
+
+Scope: supervisors see their grids, admins every grid; each command checks it. Workers have none of
+these (they have /my, /tasks, /issue, /shop within their grids).
+
+```mermaid
+stateDiagram-v2
+    [*] --> WAITING_FILE: /import KIND (admin)
+    WAITING_FILE --> [*]: a document (CSV/XLSX): validated, then all rows written or none
+    WAITING_FILE --> [*]: /import again or /cancel replaces or drops the wait
+```
+"""
 
 from __future__ import annotations
 
-from telegram import Update
-from telegram.ext import CommandHandler
+import contextlib
+import io
+import logging
 
+from telegram import BotCommandScopeChat, Update
+from telegram.error import TelegramError
+from telegram.ext import CommandHandler, MessageHandler, filters
+
+from bot import clock
 from bot.context import GridContext
-from bot.i18n import N_
-from handlers.common import esc, reply, requires, role_name
+from bot.exporter import KINDS as EXPORT_KINDS
+from bot.exporter import build_export, summary_workbook
+from bot.i18n import N_, gettext_for
+from bot.importer import FileProblem, read_table, report
+from handlers.common import esc, percent, reply, requires, role_name
 from handlers.flow import rule_message
+from models import admin as admin_model
+from models import audit, periods, stats
 from models.errors import RuleError
+from models.importer import KINDS as IMPORT_KINDS
+from models.importer import ImportRefused, run_import
+from models.periods import Period
+from models.summary import numbers_from, paragraph
 from models.tables import Role
-from models.users import create_grid, create_invitation, parse_role
+from models.users import Member, create_grid, create_invitation, grids_by_ids, parse_role, scope_grid_ids
 
 ADMIN_RULES = {
     "role_unknown": N_("Unknown role «{role}». Use worker, supervisor or admin."),
@@ -20,7 +47,17 @@ ADMIN_RULES = {
     "grid_code_invalid": N_("«{code}» is not a valid grid code: use 1-32 letters, digits, - or _, e.g. G01."),
     "grid_name_invalid": N_("The grid name must be 1 to 100 characters."),
     "grid_exists": N_("A grid with code «{code}» already exists."),
+    "grid_out_of_scope": N_("Grid «{code}» is not one of your grids."),
+    "period_invalid": N_("«{text}» is not a period. Use 2026-W21, 2026-05, 2026Q2, 2026H1 or 2026."),
+    "user_unknown": N_("No user «{user}». Use their Telegram id, #number from /users, or their exact name."),
+    "user_ambiguous": N_("Several users are called «{user}». Use their Telegram id or #number from /users."),
+    "not_yourself": N_("You cannot change your own account this way."),
+    "role_needs_grid": N_("{user} has no grid; give them one with /setgrid first."),
+    "already_inactive": N_("{user} is already deactivated."),
+    "target_range": N_("The target must be a percentage above 0 and at most 100."),
 }
+log = logging.getLogger(__name__)
+MANAGERS = (Role.SUPERVISOR, Role.ADMIN)
 
 
 @requires(Role.ADMIN)
@@ -68,7 +105,411 @@ def esc_rule(context: GridContext, err: RuleError) -> str:
     return rule_message(context, safe, ADMIN_RULES)
 
 
+# -- scope and arguments ----------------------------------------------------------------------
+
+
+def _member(context: GridContext) -> Member:
+    assert context.member is not None
+    return context.member
+
+
+async def _scope(session, context: GridContext, code: str | None) -> list[int]:  # noqa: ANN001
+    """Grid ids the caller may see, narrowed to grid `code` when given (RuleError when unknown or out of scope)."""
+    from models.users import grids_by_codes
+
+    member = _member(context)
+    allowed = await scope_grid_ids(session, member)
+    if code is None:
+        return allowed
+    (grid,) = await grids_by_codes(session, [code])
+    if grid.id not in allowed:
+        raise RuleError("grid_out_of_scope", code=code)
+    return [grid.id]
+
+
+def _parse_period(context: GridContext, text: str | None, default_kind: str = "half") -> Period:
+    if text is None:
+        return periods.current(default_kind, clock.now(), context.settings.tz)
+    try:
+        return periods.parse(text, context.settings.tz)
+    except ValueError:
+        raise RuleError("period_invalid", text=text) from None
+
+
+def _period_and_grid(context: GridContext, args: list[str]) -> tuple[Period, str | None]:
+    """`[period] [grid]` in either order: what parses as a period is the period."""
+    period_text, grid = None, None
+    for arg in args[:2]:
+        try:
+            periods.parse(arg, context.settings.tz)
+            period_text = arg
+        except ValueError:
+            grid = arg
+    return _parse_period(context, period_text), grid
+
+
+def _rate(value: float | None) -> str:
+    return percent(value) if value is not None else "—"
+
+
+def _duration(context: GridContext, seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    hours = seconds / 3600
+    return context._("{n} h").format(n=f"{hours:.1f}") if hours < 48 else context._("{n} d").format(n=f"{hours / 24:.1f}")
+
+
+def _when(context: GridContext, at) -> str:  # noqa: ANN001
+    return at.astimezone(context.settings.tz).strftime("%Y-%m-%d %H:%M") if at else "—"
+
+
+async def _run(update: Update, context: GridContext, body) -> None:  # noqa: ANN001
+    """Run a command body; a RuleError becomes its message."""
+    try:
+        await body()
+    except RuleError as err:
+        await reply(update, context, esc_rule(context, err))
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+
+def stats_text(context: GridContext, f: stats.StreetFigures, scope_label: str) -> str:
+    _ = context._
+    i = f.issues
+    lines = [
+        _("📊 <b>Figures {period}</b> · {scope}").format(period=f.period.label, scope=esc(scope_label)),
+        "",
+        _("🏠 <b>Home visits</b>"),
+        _("Visits: {n}").format(n=f.visits),
+        _("Households visited: {visited} of {households} = coverage {coverage}").format(
+            visited=f.households_visited, households=f.households, coverage=percent(f.coverage)),
+        _("Grids at their target: {met} of {n}; behind pace: {behind}").format(met=f.grids_target_met, n=len(f.grids), behind=f.grids_behind),
+        "",
+        _("🍽 <b>Food-safety patrols</b>"),
+        _("Patrols: {n}; shops checked: {covered} of {registered} registered").format(
+            n=f.patrol("patrols"), covered=f.patrol("shops_covered"), registered=f.patrol("shops_registered")),
+        _("Corrected on the spot: {c}; escalated: {e}").format(c=f.patrol("corrections"), e=f.patrol("escalations")),
+        _("Shops ordered to rectify on site: {r}; fined: {fi}; closed for rectification: {s}; outcome pending: {p}").format(
+            r=f.patrol("rectify_on_site"), fi=f.patrol("fined"), s=f.patrol("suspended"), p=f.patrol("pending")),
+        _("Open rectification orders: {o}; re-inspections overdue: {od}").format(o=f.patrol("open_orders"), od=f.patrol("overdue_reinspections")),
+        "",
+        _("📝 <b>Issue reports</b>"),
+        _("Reported: {n}; resolved or closed: {r}; rejected: {x}; open: {o}; overdue: {od}").format(
+            n=i.reported, r=i.resolved, x=i.rejected, o=i.open, od=i.overdue),
+        _("Resolution rate: {rate}; on time: {on_time}; median time to resolve: {median}").format(
+            rate=_rate(i.resolution_rate), on_time=_rate(i.on_time_rate), median=_duration(context, i.median_resolve_seconds)),
+    ]
+    return "\n".join(lines)
+
+
+@requires(*MANAGERS)
+async def stats_command(update: Update, context: GridContext) -> None:
+    async def body() -> None:
+        period, code = _period_and_grid(context, context.args or [])
+        async with context.db.session() as session:
+            ids = await _scope(session, context, code)
+            figures = await stats.street_figures(session, ids, period, clock.now(), context.settings.tz)
+        label = code or (context._("all grids") if _member(context).is_admin else context._("your grids"))
+        await reply(update, context, stats_text(context, figures, label))
+
+    await _run(update, context, body)
+
+
+@requires(*MANAGERS)
+async def overdue_command(update: Update, context: GridContext) -> None:
+    async def body() -> None:
+        args = context.args or []
+        async with context.db.session() as session:
+            ids = await _scope(session, context, args[0] if args else None)
+            issues, total = await admin_model.overdue_issues(session, ids, clock.now())
+        if not issues:
+            await reply(update, context, context._("✅ No overdue issue."))
+            return
+        lines = [context._("⏰ <b>Overdue issues: {n}</b>").format(n=total)]
+        for v in issues:
+            lines.append(context._("{id} · {grid} · {category} · {status} · due {due} · {who}").format(
+                id=v.human_id, grid=esc(v.grid_code), category=esc(v.category), status=v.status, due=_when(context, v.due_at),
+                who=esc(v.assignee_name or context._("not assigned"))))
+        if total > len(issues):
+            lines.append(context._("… and {n} more").format(n=total - len(issues)))
+        await reply(update, context, "\n".join(lines))
+
+    await _run(update, context, body)
+
+
+@requires(*MANAGERS)
+async def workers_command(update: Update, context: GridContext) -> None:
+    async def body() -> None:
+        args = context.args or []
+        period = _parse_period(context, args[0] if args else None, "month")
+        async with context.db.session() as session:
+            ids = await scope_grid_ids(session, _member(context))
+            rows = await stats.worker_activity(session, ids, period)
+        lines = [context._("👷 <b>Workers, {period}</b>: visits / patrols / reports · last activity").format(period=period.label)]
+        for w in rows:
+            if w.role == Role.ADMIN.value:
+                continue
+            mark = "" if w.active else " ⛔"
+            last = _when(context, w.last_activity)
+            lines.append(f"{esc(w.name or '?')}{mark} ({esc(','.join(w.grid_codes))}): {w.visits} / {w.patrols} / {w.reports} · {last}")
+        if len(lines) == 1:
+            lines.append(context._("No workers in your grids."))
+        await reply(update, context, "\n".join(lines))
+
+    await _run(update, context, body)
+
+
+@requires(*MANAGERS)
+async def grids_command(update: Update, context: GridContext) -> None:
+    async with context.db.session() as session:
+        rows = await admin_model.grid_rows(session, await scope_grid_ids(session, _member(context)))
+    lines = [context._("🗺 <b>Grids: {n}</b>").format(n=len(rows))]
+    for g in rows:
+        lines.append(context._("{code} · {name}: {households} households, {shops} shops, {workers} workers, target {target}; supervisors: {sups}").format(
+            code=esc(g.code), name=esc(g.name), households=g.households, shops=g.shops, workers=g.workers, target=f"{g.target * 100:g}%",
+            sups=esc("、".join(g.supervisors) or "—")))
+    await reply(update, context, "\n".join(lines))
+
+
+@requires(Role.ADMIN)
+async def targets_command(update: Update, context: GridContext) -> None:
+    async def body() -> None:
+        args = context.args or []
+        if len(args) not in (2, 3) or args[0].lower() not in ("half", "半年", "h"):
+            await reply(update, context, context._("Usage: /targets half PERCENT [GRID]\nExample: /targets half 25 G01 (the half-year visit-coverage target)"))
+            return
+        try:
+            value = float(args[1].rstrip("%"))
+        except ValueError:
+            raise RuleError("target_range") from None
+        async with context.db.session() as session:
+            ids = await _scope(session, context, args[2] if len(args) == 3 else None)
+            n = await admin_model.set_targets(session, ids, value)
+            await audit.record(session, _member(context).id, _actor(context), "targets", percent=value, grids=ids)
+        await reply(update, context, context._("Half-year visit-coverage target set to {target}% for {n} grid(s).").format(target=f"{value:g}", n=n))
+
+    await _run(update, context, body)
+
+
+@requires(*MANAGERS)
+async def summary_command(update: Update, context: GridContext) -> None:
+    async def body() -> None:
+        args = context.args or []
+        period = _parse_period(context, args[0] if args else None)
+        async with context.db.session() as session:
+            ids = await scope_grid_ids(session, _member(context))
+            figures = await stats.street_figures(session, ids, period, clock.now(), context.settings.tz)
+        numbers = numbers_from(figures)
+        text = paragraph(numbers, context.lang)
+        await reply(update, context, esc(text))
+        from models.summary import paragraph_en, paragraph_zh
+
+        data = summary_workbook(figures, [paragraph_zh(numbers), paragraph_en(numbers)])
+        await context.bot.send_document(update.effective_chat.id, io.BytesIO(data), filename=f"gridbot-summary-{period.label}.xlsx")
+
+    await _run(update, context, body)
+
+
+# -- users ----------------------------------------------------------------------------------------
+
+
+def _actor(context: GridContext) -> str:
+    member = _member(context)
+    return member.display_name or str(member.telegram_id)
+
+
+@requires(*MANAGERS)
+async def users_command(update: Update, context: GridContext) -> None:
+    member = _member(context)
+    async with context.db.session() as session:
+        rows = await admin_model.list_users(session, None if member.is_admin else list(member.grid_ids))
+    lines = [context._("👥 <b>Users: {n}</b>").format(n=len(rows))]
+    for u in rows:
+        name, phone = u.name, u.phone  # within the caller's scope: shown (supervisors reach their workers by phone)
+        state = "" if u.active else " ⛔ " + context._("deactivated")
+        lines.append(f"#{u.id} {esc(name or '?')} · {role_name(context, Role(u.role))} · {esc(','.join(u.grid_codes) or '—')} · "
+                     f"<code>{u.telegram_id}</code>{' · ' + esc(phone) if phone else ''}{state}")
+    await reply(update, context, "\n".join(lines))
+
+
+async def refresh_menu(context: GridContext, member: Member) -> None:
+    """The changed user's command menu, at once, in their language."""
+    from handlers.start import set_menu
+
+    await set_menu(context, member, member.language or context.settings.default_language)
+
+
+@requires(Role.ADMIN)
+async def setrole_command(update: Update, context: GridContext) -> None:
+    async def body() -> None:
+        args = context.args or []
+        if len(args) != 2:
+            await reply(update, context, context._("Usage: /setrole USER worker|supervisor|admin"))
+            return
+        role = parse_role(args[1])
+        async with context.db.session() as session:
+            target = await admin_model.find_user(session, args[0])
+            changed = await admin_model.set_role(session, _member(context), target, role)
+            await audit.record(session, _member(context).id, _actor(context), "setrole", user=target.id, old=target.role.value, new=role.value)
+        await refresh_menu(context, changed)
+        await reply(update, context, context._("{user} is now {role}.").format(user=esc(changed.display_name or str(changed.telegram_id)),
+                                                                              role=role_name(context, role)))
+
+    await _run(update, context, body)
+
+
+@requires(Role.ADMIN)
+async def setgrid_command(update: Update, context: GridContext) -> None:
+    async def body() -> None:
+        args = context.args or []
+        if len(args) != 2:
+            await reply(update, context, context._("Usage: /setgrid USER GRID[,GRID]"))
+            return
+        async with context.db.session() as session:
+            target = await admin_model.find_user(session, args[0])
+            old = [g.code for g in await grids_by_ids(session, target.grid_ids)]
+            changed, grids = await admin_model.set_grids(session, target, admin_model.parse_grid_codes(args[1]))
+            await audit.record(session, _member(context).id, _actor(context), "setgrid", user=target.id, old=old, new=[g.code for g in grids])
+        await refresh_menu(context, changed)
+        await reply(update, context, context._("{user}'s grids: {grids}.").format(user=esc(changed.display_name or str(changed.telegram_id)),
+                                                                                  grids=esc("、".join(f"{g.code} {g.name}" for g in grids))))
+
+    await _run(update, context, body)
+
+
+@requires(Role.ADMIN)
+async def deactivate_command(update: Update, context: GridContext) -> None:
+    async def body() -> None:
+        args = context.args or []
+        if not args:
+            await reply(update, context, context._("Usage: /deactivate USER [reason]"))
+            return
+        note = " ".join(args[1:]) or context._("account deactivated")
+        async with context.db.session() as session:
+            target = await admin_model.find_user(session, args[0])
+            handed = await admin_model.deactivate(session, _member(context), target, note)
+            await audit.record(session, _member(context).id, _actor(context), "deactivate", user=target.id, issues=[h.issue.human_id for h in handed])
+        try:
+            await context.bot.delete_my_commands(scope=BotCommandScopeChat(target.telegram_id))
+        except TelegramError:
+            log.warning("could not clear the command menu of user %s", target.id)
+        name = target.display_name or str(target.telegram_id)
+        for h in handed:
+            for sup in h.supervisors:
+                t = gettext_for(sup.language or context.settings.default_language)
+                try:
+                    await context.bot.send_message(sup.telegram_id, t(
+                        "↩️ Issue {id} ({category}, {grid}) is back in your dispatch queue: its assignee {name} was deactivated. See /tasks."
+                    ).format(id=h.issue.human_id, category=esc(h.issue.category), grid=esc(h.issue.grid_code), name=esc(name)))
+                except TelegramError:
+                    log.warning("could not tell supervisor %s about issue %s", sup.id, h.issue.id)
+        await reply(update, context, context._("{user} is deactivated; their records stay. Issues handed back to the supervisors: {n}.").format(
+            user=esc(name), n=len(handed)))
+
+    await _run(update, context, body)
+
+
+# -- import and export ----------------------------------------------------------------------------
+
+IMPORT_WAIT = "import_kind"
+
+
+@requires(Role.ADMIN)
+async def import_command(update: Update, context: GridContext) -> None:
+    args = context.args or []
+    if len(args) != 1 or args[0].lower() not in IMPORT_KINDS:
+        await reply(update, context, context._("Usage: /import {kinds}\nThen send the CSV or XLSX file as a document (formats: README).").format(
+            kinds="|".join(IMPORT_KINDS)))
+        return
+    context.user_data[IMPORT_WAIT] = args[0].lower()
+    await reply(update, context, context._("Send the {kind} file now as a document (CSV in UTF-8 or GBK, or XLSX). Every row is checked first; "
+                                           "if any is wrong, nothing is written.").format(kind=args[0].lower()))
+
+
+async def _progress_message(update: Update, context: GridContext):  # noqa: ANN202
+    message = await context.bot.send_message(update.effective_chat.id, context._("⏳ Importing… 0%"))
+    state = {"pct": 0}
+
+    async def progress(done: int, total: int) -> None:
+        pct = min(100, int(100 * done / total)) if total else 100
+        if pct - state["pct"] < 20 and pct < 100:
+            return  # a few edits, not one per batch
+        state["pct"] = pct
+        with contextlib.suppress(TelegramError):
+            await message.edit_text(context._("⏳ Importing… {pct}%").format(pct=pct))
+
+    return message, progress
+
+
+async def import_document(update: Update, context: GridContext) -> None:
+    """A document: the file of a pending /import (admins only)."""
+    member = context.member
+    kind = (context.user_data or {}).get(IMPORT_WAIT)
+    if member is None or not member.is_admin or kind is None:
+        from handlers.start import outside_any_flow
+
+        await outside_any_flow(update, context)  # no import is waiting: a document like any other stray message
+        return
+    context.user_data.pop(IMPORT_WAIT, None)
+    document = update.message.document
+    tg_file = await context.bot.get_file(document.file_id)
+    data = bytes(await tg_file.download_as_bytearray())
+    name = document.file_name or "upload"
+    try:
+        headers, rows = read_table(data, name)
+    except FileProblem as exc:
+        await reply(update, context, context._("❌ Import refused, nothing was written:") + "\n" + esc("\n".join(report([exc.problem], context._))))
+        return
+    message, progress = await _progress_message(update, context)
+    try:
+        async with context.db.session() as session:
+            result = await run_import(session, kind, headers, rows, context.settings.tz, context.settings.visit_target,
+                                      context.settings.issue_categories, progress)
+            await audit.record(session, member.id, _actor(context), "import", kind=kind, file=name, rows=result.rows, created=result.created,
+                               updated=result.updated, unchanged=result.unchanged)
+    except ImportRefused as exc:
+        text = context._("❌ Import refused: {n} problem(s); nothing was written.").format(n=len(exc.problems))
+        await message.edit_text(text + "\n" + esc("\n".join(report(exc.problems, context._, limit=30))))
+        return
+    await message.edit_text(context._("✅ Imported {kind}: {rows} rows — {created} new, {updated} updated, {unchanged} unchanged.").format(
+        kind=kind, rows=result.rows, created=result.created, updated=result.updated, unchanged=result.unchanged))
+
+
+@requires(*MANAGERS)
+async def export_command(update: Update, context: GridContext) -> None:
+    async def body() -> None:
+        args = context.args or []
+        if not 2 <= len(args) <= 3 or args[0].lower() not in EXPORT_KINDS:
+            await reply(update, context, context._("Usage: /export visits|patrols|issues|summary PERIOD [GRID]\nExample: /export visits 2026H1 G01"))
+            return
+        kind, period = args[0].lower(), _parse_period(context, args[1])
+        code = args[2] if len(args) == 3 else None
+        member = _member(context)
+        async with context.db.session() as session:
+            ids = await _scope(session, context, code)
+            name, data = await build_export(session, kind, period, ids, context.settings.tz, not member.is_admin, clock.now(), code or "")
+            await audit.record(session, member.id, _actor(context), "export", kind=kind, period=period.label, grid=code,
+                               masked=not member.is_admin)
+        await context.bot.send_document(update.effective_chat.id, io.BytesIO(data), filename=name)
+
+    await _run(update, context, body)
+
+
 HANDLERS = [
     CommandHandler("invite", invite_command),
     CommandHandler("grid_add", grid_add_command),
+    CommandHandler("stats", stats_command),
+    CommandHandler("overdue", overdue_command),
+    CommandHandler("workers", workers_command),
+    CommandHandler("grids", grids_command),
+    CommandHandler("targets", targets_command),
+    CommandHandler("summary", summary_command),
+    CommandHandler("users", users_command),
+    CommandHandler("setrole", setrole_command),
+    CommandHandler("setgrid", setgrid_command),
+    CommandHandler("deactivate", deactivate_command),
+    CommandHandler("import", import_command),
+    CommandHandler("export", export_command),
+    MessageHandler(filters.Document.ALL, import_document),
 ]

@@ -1,4 +1,196 @@
-"""Reminders, digests and the outbox commands: being built (issue 5)."""
+"""Reminders, digests and the outbox: `/due`, `/outbox`, `/digest_now`, `/schedule`, the 🔎 buttons
+of a reminder that open an issue, and the start-up that schedules the jobs.
+
+Jobs (PTB JobQueue = APScheduler, calendar jobs in TIMEZONE, explicit misfire grace and coalescing):
+`visit_pace`, `overdue`, `digest` (jobs/reminders.py, jobs/digest.py) write to the outbox;
+`outbox` (every 2 s) sends what is due (bot/delivery.py); `lease` renews the single-process lease.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from telegram import Update
+from telegram.ext import CallbackQueryHandler, CommandHandler
+
+from bot import clock, delivery
+from bot.context import GridContext
+from handlers.common import esc, reply, requires
+from jobs import digest as digest_job
+from jobs import reminders as rjobs
+from models import outbox, periods
+from models import reminders as rm
+from models.tables import Role
+
+log = logging.getLogger(__name__)
+
+MISFIRE_GRACE_SECONDS = 15 * 60
+DRAIN_SECONDS = 2
+LEASE_TTL = timedelta(seconds=60)
+JOB_KWARGS = {"misfire_grace_time": MISFIRE_GRACE_SECONDS, "coalesce": True, "max_instances": 1}
+
+
+# -- /due ------------------------------------------------------------------------------------------
+
+
+@requires(Role.WORKER, Role.SUPERVISOR)
+async def due_command(update: Update, context: GridContext) -> None:
+    member = context.member
+    assert member is not None
+    now, settings = clock.now(), context.settings
+    async with context.db.session() as session:
+        half = periods.current("half", now, settings.tz)
+        from models.stats import grid_coverage
+
+        coverage = {c.grid_id: c for c in await grid_coverage(session, list(member.grid_ids), half, now)}
+        behind = {g for g, c in coverage.items() if c.behind}
+        households = await rm.households_to_visit(session, list(member.grid_ids), now, behind)
+        own = await rm.half_year_visits_by_worker(session, [member.id], half.start, half.end)
+    if not coverage:
+        await reply(update, context, context._("You have no grid yet."))
+        return
+    sections = []
+    for gid, cov in sorted(coverage.items(), key=lambda kv: kv[1].grid_code):
+        listed = households.get(gid, [])
+        section = rjobs.grid_section(context._, cov, listed, own.get(member.id, 0), now, settings.tz)
+        if not listed:
+            section += "\n" + context._("No household is due now.")
+        sections.append(section)
+    await reply(update, context, (context._("🏠 <b>Home visits</b>") + "\n\n" + "\n\n".join(sections))[:4096])
+
+
+# -- the 🔎 buttons of a reminder --------------------------------------------------------------------
+
+
+async def open_issue_button(update: Update, context: GridContext) -> None:
+    from handlers.issues import action_markup, card
+    from models.issues import get_issue, may_view
+
+    query = update.callback_query
+    member = context.member
+    assert query is not None and member is not None
+    try:
+        issue_id = int((query.data or "").split(":")[2])
+    except (IndexError, ValueError):
+        await query.answer()
+        return
+    async with context.db.session() as session:
+        issue = await get_issue(session, issue_id)
+    if issue is None or not may_view(issue, member):
+        await query.answer(context._("That issue is not in your grids."), show_alert=True)
+        return
+    await query.answer()
+    await reply(update, context, card(context, context._, issue), reply_markup=action_markup(context._, issue, member))
+
+
+# -- admin commands --------------------------------------------------------------------------------------
+
+
+@requires(Role.ADMIN)
+async def outbox_command(update: Update, context: GridContext) -> None:
+    tz = context.settings.tz
+    async with context.db.session() as session:
+        counts = await outbox.counts(session)
+        problems = await outbox.problems(session)
+    lines = [context._("📮 <b>Outbox</b>: {pending} pending, {sending} sending, {sent} sent, {failed} failed (will retry), {dead} given up").format(**counts)]
+    if problems:
+        lines.append("")
+        lines.append(context._("Failures, newest first:"))
+    for row in problems:
+        when = row.next_attempt_at.astimezone(tz).strftime("%m-%d %H:%M")
+        state = context._("retry at {when}").format(when=when) if row.state == outbox.FAILED else context._("given up")
+        lines.append(f"#{row.id} {esc(row.kind)} {esc(row.period_key)} → {esc(row.recipient)} · {row.attempts}× · {state}\n"
+                     f"    {esc(row.last_error or '')}")
+    await reply(update, context, "\n".join(lines)[:4096])
+
+
+@requires(Role.ADMIN)
+async def digest_now_command(update: Update, context: GridContext) -> None:
+    """The digest of the current week so far, to the caller only (not through the outbox)."""
+    now, settings = clock.now(), context.settings
+    week = periods.current("week", now, settings.tz)
+    async with context.db.session() as session:
+        digest = await digest_job.compute(session, settings, week, now)
+    grid_ids = sorted(digest.grids, key=lambda g: digest.grids[g].code)
+    if context.args:
+        code = context.args[0].strip()
+        grid_ids = [g for g in grid_ids if digest.grids[g].code.lower() == code.lower()]
+        if not grid_ids:
+            await reply(update, context, context._("No grid {code}.").format(code=esc(code[:32])))
+            return
+    if not grid_ids:
+        await reply(update, context, context._("There are no grids yet."))
+        return
+    for part in digest_job.split_text(digest_job.render(context._, digest, grid_ids)):
+        await reply(update, context, part)
+    caption = context._("📈 Last {n} weeks: visits (bars) and issue resolution rate (line)").format(n=len(digest.weeks))
+    await context.bot.send_photo(update.effective_chat.id, digest_job.chart(context._, digest, grid_ids), caption=caption)
+
+
+JOB_TITLES = {
+    "visit_pace": "visit-pace reminder", "overdue": "overdue reminder", "digest": "weekly digest",
+    "reinspection-reminders": "re-inspection reminder", "outbox": "outbox sender", "lease": "single-process lease",
+}
+
+
+@requires(Role.ADMIN)
+async def schedule_command(update: Update, context: GridContext) -> None:
+    tz, settings = context.settings.tz, context.settings
+    async with context.db.session() as session:
+        runs = await rm.all_runs(session)
+    lines = [context._("🗓 <b>Schedule</b> ({tz}; quiet hours {quiet})").format(tz=settings.timezone, quiet=settings.quiet_hours)]
+    jobs = sorted((j for j in context.job_queue.jobs() if j.name and not j.name.startswith("_")),
+                  key=lambda j: j.next_t.timestamp() if j.next_t else 0) if context.job_queue else []
+    for job in jobs:
+        nxt = job.next_t.astimezone(tz).strftime("%a %Y-%m-%d %H:%M") if job.next_t else "—"
+        line = context._("• {name}: next {next}").format(name=esc(job.name), next=nxt)
+        if job.name in settings.schedules:
+            line += f" ({settings.schedules[job.name]})"
+        if job.name in runs:
+            line += " · " + context._("last {when}").format(when=runs[job.name].last_scheduled_at.astimezone(tz).strftime("%m-%d %H:%M"))
+        lines.append(line)
+    await reply(update, context, "\n".join(lines))
+
+
+# -- start-up ------------------------------------------------------------------------------------------
+
+
+async def lease_job(context) -> None:  # noqa: ANN001
+    app = context.application
+    async with app.db.session() as session:
+        ok = await rm.renew_lease(session, app.lease_holder, clock.now(), LEASE_TTL)
+    if not ok:
+        log.critical("the single-process lease was taken by another process: stopping")
+        app.stop_running()
+
+
+async def on_startup(app) -> None:  # noqa: ANN001
+    """Put back rows a crash left in `sending`, make each run missed while down (once), schedule the jobs."""
+    async with app.db.session() as session:
+        recovered = await outbox.recover_interrupted(session)
+    if recovered:
+        log.warning("%d outbox rows were being sent when the bot stopped: sending them again", recovered)
+    ran = await rjobs.catch_up(app)
+    if ran:
+        log.info("made the runs missed while the bot was down: %s", ", ".join(ran))
+    jq = app.job_queue
+    if jq is None:
+        return
+    for name, schedule in app.settings.schedules.items():
+        jq.run_daily(rjobs.job_callback(name), time=schedule.at.replace(tzinfo=app.settings.tz), days=schedule.ptb_days(), name=name,
+                     job_kwargs=JOB_KWARGS)
+    jq.run_repeating(delivery.drain_job, interval=DRAIN_SECONDS, first=1, name="outbox", job_kwargs={"coalesce": True, "max_instances": 1})
+    if getattr(app, "lease_holder", None):
+        jq.run_repeating(lease_job, interval=LEASE_TTL.total_seconds() / 3, first=LEASE_TTL.total_seconds() / 3, name="lease",
+                         job_kwargs={"coalesce": True, "max_instances": 1})
+
 
 FLOWS: list = []
-HANDLERS: list = []
+HANDLERS = [
+    CommandHandler("due", due_command),
+    CommandHandler("outbox", outbox_command),
+    CommandHandler("digest_now", digest_now_command),
+    CommandHandler("schedule", schedule_command),
+    CallbackQueryHandler(open_issue_button, pattern=r"^rem:open:\d+$"),
+]

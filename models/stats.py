@@ -182,23 +182,26 @@ async def issue_figures(
     """
     from models.issues import DONE_STATUSES, REJECTED, RESOLVED, Issue, IssueEvent
 
+    conditions = [Issue.reported_at >= period.start, Issue.reported_at < period.end, Issue.reported_at <= at]
+    if grid_ids is not None:
+        conditions.append(col(Issue.grid_id).in_(grid_ids))
+    # For some grids, only the events of their issues are ranked (bench/: ranking every event of the
+    # ledger made one grid cost as much as the whole city); for every grid a plain scan is cheaper.
+    in_scope = [col(IssueEvent.issue_id).in_(select(Issue.id).where(*conditions))] if grid_ids is not None else []
     ranked = (
         select(
             IssueEvent.issue_id, IssueEvent.to_status,
             func.row_number().over(partition_by=IssueEvent.issue_id, order_by=(col(IssueEvent.at).desc(), col(IssueEvent.id).desc())).label("rn"),
         )
-        .where(IssueEvent.at <= at)
+        .where(IssueEvent.at <= at, *in_scope)
         .subquery()
     )
     latest_resolution = (
         select(IssueEvent.issue_id, func.max(IssueEvent.at).label("resolved_at"))
-        .where(IssueEvent.to_status == RESOLVED, IssueEvent.at <= at)
+        .where(IssueEvent.to_status == RESOLVED, IssueEvent.at <= at, *in_scope)
         .group_by(IssueEvent.issue_id)
         .subquery()
     )
-    conditions = [Issue.reported_at >= period.start, Issue.reported_at < period.end, Issue.reported_at <= at]
-    if grid_ids is not None:
-        conditions.append(col(Issue.grid_id).in_(grid_ids))
     base = (
         select(
             col(Issue.id).label("id"), col(Issue.grid_id).label("grid_id"), col(Issue.category).label("category"),
@@ -233,7 +236,7 @@ async def issue_figures(
             func.row_number().over(partition_by=group or None, order_by=seconds).label("rn"),
             func.count().over(partition_by=group or None).label("n"),
         )
-        .where(done)
+        .where(done, base.c.resolved_at.is_not(None))  # an imported closed issue may have no resolution event
         .subquery()
     )
     ngroup = [numbered.c[k.name] for k in group]
@@ -369,3 +372,183 @@ async def my_patrols(session: AsyncSession, worker_id: int, at: datetime, tz: Zo
     wk, mo, hf = (periods.current(k, at, tz) for k in ("week", "month", "half"))
     counts = await worker_patrol_counts(session, worker_id, [wk, mo, hf])
     return MyPatrols(counts[wk.label], counts[mo.label], counts[hf.label], hf.label)
+
+
+# -- admin --------------------------------------------------------------------------------------
+# Street-level figures for /stats, /summary, the per-grid summary table and /workers: every number
+# comes from grid_coverage, patrol_figures and issue_figures above; totals are their sums.
+
+
+@dataclass(frozen=True)
+class GridFigures:
+    coverage: GridCoverage
+    patrols: GridPatrolFigures
+    issues: IssueFigures | None  # None: no issue reported in the grid in the period
+
+    @property
+    def target_met(self) -> bool:
+        return self.coverage.coverage >= self.coverage.target - 1e-12
+
+
+@dataclass(frozen=True)
+class StreetFigures:
+    period: Period
+    at: datetime
+    grids: list[GridFigures]
+    issues: IssueFigures  # totals over the grids
+
+    def _sum(self, part: str, name: str) -> int:
+        return sum(getattr(getattr(g, part), name) for g in self.grids)
+
+    @property
+    def households(self) -> int:
+        return self._sum("coverage", "households")
+
+    @property
+    def households_visited(self) -> int:
+        return self._sum("coverage", "households_visited")
+
+    @property
+    def visits(self) -> int:
+        return self._sum("coverage", "visits")
+
+    @property
+    def coverage(self) -> float:
+        return self.households_visited / self.households if self.households else 0.0
+
+    @property
+    def grids_target_met(self) -> int:
+        return sum(1 for g in self.grids if g.target_met)
+
+    @property
+    def grids_behind(self) -> int:
+        return sum(1 for g in self.grids if g.coverage.behind)
+
+    def patrol(self, name: str) -> int:
+        """Sum of one GridPatrolFigures field over the grids (patrols, shops_covered, corrections, ...)."""
+        return self._sum("patrols", name)
+
+
+EMPTY_ISSUES = IssueFigures(None, None, 0, 0, 0, 0, 0, 0, 0, None)
+
+
+async def street_figures(session: AsyncSession, grid_ids: list[int], period: Period, at: datetime, tz: ZoneInfo) -> StreetFigures:
+    """Every DESIGN.md §2 figure of `period` for each grid of `grid_ids`, and the totals."""
+    coverage = await grid_coverage(session, grid_ids, period, at)
+    patrol = {f.grid_id: f for f in await patrol_figures(session, grid_ids, period, at, tz)}
+    issues = {f.grid_id: f for f in await issue_figures(session, period, at, grid_ids, by=("grid",))} if grid_ids else {}
+    totals = (await issue_figures(session, period, at, grid_ids, by=())) if grid_ids else []
+    grids = [GridFigures(c, patrol[c.grid_id], issues.get(c.grid_id)) for c in coverage]
+    return StreetFigures(period, at, grids, totals[0] if totals else EMPTY_ISSUES)
+
+
+@dataclass(frozen=True)
+class WorkerActivity:
+    user_id: int
+    name: str | None
+    role: str
+    active: bool
+    grid_codes: tuple[str, ...]
+    visits: int
+    patrols: int
+    reports: int
+    last_activity: datetime | None  # latest visit, patrol or issue report, any time
+
+
+async def worker_activity(session: AsyncSession, grid_ids: list[int], period: Period) -> list[WorkerActivity]:
+    """Per user of `grid_ids` (workers and supervisors): visits, patrols and issue reports in `period`, last activity."""
+    from models.issues import Issue
+    from models.tables import User, UserGrid
+
+    if not grid_ids:
+        return []
+    users = (
+        await session.exec(
+            select(User, Grid.code).join(UserGrid, col(UserGrid.user_id) == User.id).join(Grid, col(Grid.id) == UserGrid.grid_id)
+            .where(col(UserGrid.grid_id).in_(grid_ids)).order_by(Grid.code, User.id)
+        )
+    ).all()
+    by_user: dict[int, tuple] = {}
+    for user, code in users:
+        entry = by_user.setdefault(user.id, (user, []))
+        entry[1].append(code)
+    ids = list(by_user)
+    if not ids:
+        return []
+
+    async def counts(model, who, when) -> dict[int, tuple[int, datetime | None]]:  # noqa: ANN001
+        in_period = func.coalesce(func.sum(case((and_(when >= period.start, when < period.end), 1), else_=0)), 0)
+        rows = await session.exec(select(who, in_period, func.max(when)).where(col(who).in_(ids)).group_by(who))
+        return {uid: (int(n), last) for uid, n, last in rows.all()}
+
+    v = await counts(Visit, Visit.worker_id, Visit.visited_at)
+    p = await counts(Patrol, Patrol.worker_id, Patrol.patrolled_at)
+    r = await counts(Issue, Issue.reporter_id, Issue.reported_at)
+    from models.types import UTCDateTime
+
+    def aware(value: object) -> datetime | None:
+        # max() of a timestamp comes back as text on SQLite: read it through the column type.
+        if value is None or isinstance(value, datetime):
+            return UTCDateTime().process_result_value(value, session.bind.dialect)
+        return UTCDateTime().process_result_value(datetime.fromisoformat(str(value)), session.bind.dialect)
+
+    out = []
+    for uid, (user, codes) in by_user.items():
+        lasts = [aware(src.get(uid, (0, None))[1]) for src in (v, p, r)]
+        lasts = [t for t in lasts if t is not None]
+        out.append(WorkerActivity(uid, user.display_name, user.role, user.active, tuple(codes), v.get(uid, (0, None))[0],
+                                  p.get(uid, (0, None))[0], r.get(uid, (0, None))[0], max(lasts) if lasts else None))
+    return out
+
+
+# -- digests --
+# The weekly digest (issue 5) for every supervisor and admin at once: grouped queries over all
+# grids, never one query per grid.
+
+
+async def weekly_visits_by_grid(session: AsyncSession, grid_ids: list[int], weeks: list[Period]) -> dict[int, list[int]]:
+    """Visits per grid in each of `weeks`, one grouped query: {grid id: [count per week]}."""
+    if not grid_ids or not weeks:
+        return {}
+    columns = [func.coalesce(func.sum(case((and_(Visit.visited_at >= w.start, Visit.visited_at < w.end), 1), else_=0)), 0) for w in weeks]
+    rows = await session.exec(
+        select(Household.grid_id, *columns).join(Household, col(Household.id) == Visit.household_id)
+        .where(col(Household.grid_id).in_(grid_ids), Visit.visited_at >= min(w.start for w in weeks), Visit.visited_at < max(w.end for w in weeks))
+        .group_by(Household.grid_id)
+    )
+    out = {gid: [0] * len(weeks) for gid in grid_ids}
+    for gid, *counts in rows.all():
+        out[gid] = [int(c) for c in counts]
+    return out
+
+
+async def weekly_issue_figures(session: AsyncSession, grid_ids: list[int], weeks: list[Period], at: datetime) -> list[dict[int, IssueFigures]]:
+    """Issue figures per grid for each week (cut-off: the week's end, or `at` if earlier): one grouped query per week."""
+    out = []
+    for w in weeks:
+        rows = await issue_figures(session, w, min(w.end, at), grid_ids, by=("grid",))
+        out.append({f.grid_id: f for f in rows if f.grid_id is not None})
+    return out
+
+
+async def idle_workers(session: AsyncSession, grid_ids: list[int], period: Period) -> dict[int, list[str]]:
+    """Per grid, the active workers who logged nothing in `period` (no visit, patrol or issue report)."""
+    from models.issues import Issue
+    from models.tables import Role, User, UserGrid
+
+    if not grid_ids:
+        return {}
+    visited = select(Visit.worker_id.label("uid")).where(Visit.visited_at >= period.start, Visit.visited_at < period.end)
+    patrolled = select(Patrol.worker_id.label("uid")).where(Patrol.patrolled_at >= period.start, Patrol.patrolled_at < period.end)
+    reported = select(Issue.reporter_id.label("uid")).where(Issue.reported_at >= period.start, Issue.reported_at < period.end)
+    active = visited.union(patrolled, reported).subquery()
+    rows = await session.exec(
+        select(UserGrid.grid_id, User.display_name, User.id).join(User, col(User.id) == UserGrid.user_id)
+        .outerjoin(active, active.c.uid == User.id)
+        .where(col(UserGrid.grid_id).in_(grid_ids), User.role == Role.WORKER.value, col(User.active).is_(True), active.c.uid.is_(None))
+        .order_by(UserGrid.grid_id, User.id)
+    )
+    out: dict[int, list[str]] = {}
+    for gid, name, uid in rows.all():
+        out.setdefault(gid, []).append(name or f"#{uid}")
+    return out

@@ -1,0 +1,300 @@
+"""`python -m bench [--quick] [--engines sqlite,postgresql] [--out BENCHMARKS.md]`: run every benchmark,
+print the table, write BENCHMARKS.md. Every comparison is a ratio of figures measured in this run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import platform
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from bench import conversations, memory
+from bench import stats as stats_bench
+from bench.common import WORK, Row, ScratchDB, median, settings_for
+from bench.generate import FULL, Size, generate
+from bot.db import Database
+from models import periods
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> dict[str, str]:
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"CPU": cpu, "cores": f"{psutil.cpu_count(logical=False)} physical / {psutil.cpu_count()} logical",
+            "RAM": f"{psutil.virtual_memory().total / 2**30:.1f} GiB", "OS": platform.platform(), "Python": sys.version.split()[0],
+            "SQLite": sqlite3.sqlite_version}
+
+
+async def pg_version() -> str:
+    import asyncpg
+
+    from bench.common import PG_BASE
+
+    conn = await asyncpg.connect(PG_BASE.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        return (await conn.fetchval("SHOW server_version")).split()[0]
+    finally:
+        await conn.close()
+
+
+class Report:
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
+        self.profiles: list[tuple[str, str]] = []
+
+    def add(self, *args, **kw) -> Row:  # noqa: ANN002, ANN003
+        row = Row(*args, **kw)
+        self.rows.append(row)
+        print(f"  {row.section:<14} {row.name:<58} {row.figure:<40} {row.ratio:<10} {row.goal:<12} {row.mark}", flush=True)
+        return row
+
+
+def ms(s: float) -> str:
+    return f"{s * 1000:.1f} ms"
+
+
+async def bench_conversations(rep: Report, engine: str, url: str, label: str, workers: tuple[int, ...], visits: dict[int, int],
+                              hpg: int, writer: dict[int, conversations.Result] | None) -> dict[int, conversations.Result]:
+    out = {}
+    for n in workers:
+        r = await conversations.run_gridbot(url, n, visits[n], hpg, f"gridbot {label}")
+        out[n] = r
+        label_ = f"{label}, no rate limiter"
+        text = f"{r.rate:.0f} upd/s, p50 {ms(r.p50)}, p95 {ms(r.p95)}"
+        if writer is not None:
+            ratio = r.rate / writer[n].rate
+            rep.add("conversations", f"{engine}: gridbot, {label_}, {n} workers ({r.updates} updates)", text, f"{ratio:.2f}x",
+                    ">= 0.5x writer", ok=ratio >= 0.5)
+        else:
+            rep.add("conversations", f"{engine}: gridbot, {label_}, {n} workers ({r.updates} updates)", text)
+    return out
+
+
+async def profile_conversation(url: str) -> str:
+    from pyinstrument import Profiler
+
+    profiler = Profiler(async_mode="enabled", interval=0.0005)
+    profiler.start()
+    await conversations.run_gridbot(url, 10, 2, 600, "profile")
+    profiler.stop()
+    return profiler.output_text(unicode=True, color=False, show_all=False)[:6000]
+
+
+async def explain_stat(db: Database, fn) -> str:  # noqa: ANN001
+    """Capture the SQL a stat call sends, then EXPLAIN (QUERY PLAN on SQLite, ANALYZE on PostgreSQL) each statement."""
+    from sqlalchemy import event
+
+    captured: list[tuple[str, object]] = []
+
+    def grab(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        captured.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", grab)
+    try:
+        async with db.session() as s:
+            await fn(s)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", grab)
+    out = []
+    async with db.engine.connect() as conn:
+        for statement, params in captured:
+            prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN (ANALYZE, BUFFERS OFF, TIMING OFF) "
+            rows = (await conn.exec_driver_sql(prefix + statement, params)).all()
+            plan = "\n".join(str(r[-1]) for r in rows)
+            out.append(plan)
+    return "\n---\n".join(out)
+
+
+async def bench_stats(rep: Report, engine: str, db: Database, grid_ids: list[int], repeats: int) -> None:
+    figures = await stats_bench.run(db, grid_ids, repeats)
+    for family, f in figures.items():
+        ratio = f["city"] / f["baseline"]
+        rep.add("stats", f"{engine}: {family}, whole city ({len(grid_ids)} grids)", ms(f["city"]), f"{ratio:.2f}x", "<= 2x baseline",
+                ok=ratio <= 2)
+        rep.add("stats", f"{engine}: {family}, one grid", ms(f["grid"]), f"{f['grid'] / f['baseline']:.2f}x", "<= 2x baseline",
+                ok=f["grid"] <= 2 * f["baseline"])
+        rep.add("stats", f"{engine}: {family}, hand-written single-SQL baseline (city)", ms(f["baseline"]))
+        if ratio > 2:
+            fn = stats_bench.calls(grid_ids)[family][0]
+            plan = await explain_stat(db, fn)
+            base_sql = stats_bench.explain_sql(db, stats_bench.BASELINES[family]())
+            rep.profiles.append((f"{engine}: {family}, whole city — {ratio:.2f}x the baseline",
+                                 f"EXPLAIN of the stat call's statements:\n{plan[:5000]}\n\nbaseline SQL:\n{base_sql}"))
+    # The weekly digest (jobs/digest.compute: every grid, 8 weeks) and `gridbot summary` (models/summary.summary_figures,
+    # a half-year), against the sum of the three whole-city baselines, if those modules have landed.
+    city_base = sum(f["baseline"] for f in figures.values())
+    extras = [
+        ("weekly digest, all supervisors (every grid)", "jobs.digest", ("compute",), 3,
+         lambda fn: (lambda s: fn(s, settings_for(db.url, WORK / "media"), periods.current("week", stats_bench.NOW, stats_bench.TZ),
+                                  stats_bench.NOW))),
+        ("gridbot summary, half-year", "models.summary", ("summary_figures",), 2,
+         lambda fn: (lambda s: fn(s, stats_bench.HALF, stats_bench.NOW, stats_bench.TZ))),
+    ]
+    for name, module, names, limit, bind in extras:
+        fn = stats_bench.optional_entry(module, names)
+        goal = f"<= {limit}x city baselines"
+        if fn is None:
+            rep.add("stats", f"{engine}: {name}", "not yet available", "", goal)
+            continue
+        call = bind(fn)
+        await stats_bench._time(db, call)
+        t = median([await stats_bench._time(db, call) for _ in range(max(1, repeats // 2))])
+        ratio = t / city_base
+        rep.add("stats", f"{engine}: {name}", ms(t), f"{ratio:.2f}x", goal, ok=ratio <= limit)
+        if ratio > limit:
+            rep.profiles.append((f"{engine}: {name} — {ratio:.2f}x the city baselines", await explain_stat(db, call)))
+
+
+async def main_async(args: argparse.Namespace) -> Report:
+    rep = Report()
+    quick = args.quick
+    size = FULL.scaled(args.scale) if args.scale else (FULL.scaled(0.1) if quick else FULL)
+    workers = (10, 100)
+    visits = {10: 3, 100: 1} if quick else {10: 10, 100: 2}
+    repeats = 3 if quick else 5
+    rep.size = size
+    rep.visits = visits
+    engines = args.engines.split(",")
+    t_start = time.perf_counter()
+    print(f"gridbot benchmarks — size {size}, engines {engines}", flush=True)
+
+    echo = {}
+    for n in workers:
+        r = await conversations.run_baseline(None, n, visits[n], "echo")
+        echo[n] = r
+        rep.add("conversations", f"plain PTB echo bot, {n} workers ({r.updates} updates)", f"{r.rate:.0f} upd/s, p50 {ms(r.p50)}, p95 {ms(r.p95)}")
+
+    conv_profile_done = False
+    for engine in engines:
+        empty = await ScratchDB(engine, "empty").create()
+        try:
+            t0 = time.perf_counter()
+            db = Database(empty.url)
+            await generate(db, Size(grids=max(workers), households=600 * max(workers), visits=0, issues=0, patrols=0, shops_per_grid=0,
+                                    workers_per_grid=1))
+            await db.dispose()
+            writer = {}
+            for n in workers:
+                r = await conversations.run_baseline(empty.url, n, visits[n], "writer")
+                writer[n] = r
+                rep.add("conversations", f"{engine}: plain PTB writing bot, {n} workers ({r.updates} updates)",
+                        f"{r.rate:.0f} upd/s, p50 {ms(r.p50)}, p95 {ms(r.p95)}", f"{r.rate / echo[n].rate:.2f}x echo")
+            empty_runs = await bench_conversations(rep, engine, empty.url, "empty db", workers, visits, 600, writer)
+            if engine == engines[0]:  # as deployed: PTB's AIORateLimiter holds every bot at Telegram's 30 messages/s
+                r = await conversations.run_gridbot(empty.url, 10, visits[10], 600, "limited", rate_limited=True)
+                rep.add("conversations", f"{engine}: gridbot as deployed (AIORateLimiter 30 msg/s), empty db, 10 workers ({r.updates} updates)",
+                        f"{r.rate:.0f} upd/s, p50 {ms(r.p50)}, p95 {ms(r.p95)}", f"{r.rate / writer[10].rate:.2f}x writer")
+            missed = [n for n in workers if empty_runs[n].rate < 0.5 * writer[n].rate]
+            if missed and not conv_profile_done:
+                rep.profiles.append((f"{engine}: gridbot conversation, 10 workers (pyinstrument)", await profile_conversation(empty.url)))
+                conv_profile_done = True
+            print(f"  [{engine} empty-db conversations: {time.perf_counter() - t0:.0f} s]", flush=True)
+        finally:
+            await empty.drop()
+
+        city_db = await ScratchDB(engine, "city").create()
+        try:
+            t0 = time.perf_counter()
+            db = Database(city_db.url)
+            city = await generate(db, size)
+            gen_s = time.perf_counter() - t0
+            total = sum(city.rows.values())
+            rep.add("generate", f"{engine}: city generator ({total:,} rows)", f"{gen_s:.0f} s, {total / gen_s:,.0f} rows/s")
+            await bench_stats(rep, engine, db, city.grid_ids, repeats)
+            await db.dispose()
+            full_runs = await bench_conversations(rep, engine, city_db.url, f"{size.visits:,} visits", workers, visits,
+                                                  size.households // size.grids, None)
+            for n in workers:
+                ratio = full_runs[n].p95 / empty_runs[n].p95
+                rep.add("conversations", f"{engine}: p95 with {size.visits:,} visits / p95 empty, {n} workers", "", f"{ratio:.2f}x",
+                        "<= 1.5x", ok=ratio <= 1.5)
+            print(f"  [{engine} city: {time.perf_counter() - t0:.0f} s]", flush=True)
+        finally:
+            await city_db.drop()
+
+    # Memory
+    mem_users = 1000 if quick else 10_000
+    blank = await ScratchDB("sqlite", "mem0").create()
+    full = await ScratchDB("sqlite", "mem").create()
+    try:
+        await memory.populate(full.url, mem_users)
+        m0, m1 = memory.measure(blank.url), memory.measure(full.url)
+        delta = m1["rss_running"] - m0["rss_running"]
+        rep.add("memory", "running bot, no persisted state", f"RSS {m0['rss_running'] / 2**20:.0f} MiB")
+        rep.add("memory", f"running bot, {m1['users']:,} users' persisted conversation state", f"RSS {m1['rss_running'] / 2**20:.0f} MiB",
+                f"+{delta / 2**20:.1f} MiB", f"{delta / max(1, m1['users']) / 1024:.1f} KiB/user")
+    finally:
+        await blank.drop()
+        await full.drop()
+
+    rep.add("not built", "3. reminder fan-out (outbox)", "not yet built: outbox/delivery code in progress elsewhere")
+    rep.add("not built", "4. import 40,000 households (XLSX, CSV)", "not yet built: importer in progress elsewhere")
+    rep.elapsed = time.perf_counter() - t_start
+    return rep
+
+
+def write_markdown(rep: Report, path: Path, info: dict[str, str], args: argparse.Namespace) -> None:
+    size = rep.size
+    lines = ["# gridbot benchmarks", "",
+             f"Generated by `{'make bench-quick' if args.quick else 'make bench'}` (`python -m bench{' --quick' if args.quick else ''}`) "
+             f"on {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, in {rep.elapsed / 60:.1f} min. "
+             "Every comparison is a ratio of two figures measured in the same run, so a busy machine shifts both sides.", "",
+             "## Machine", ""]
+    lines += [f"- {k}: {v}" for k, v in info.items()]
+    lines += ["", "## Sizes", "",
+              f"- city: {size.grids:,} grids, {size.households:,} households, {size.visits:,} visits, {size.issues:,} issues (with their events), "
+              f"{size.patrols:,} patrols (with findings), {size.grids * size.shops_per_grid:,} shops, {size.grids * size.workers_per_grid:,} workers",
+              f"- conversations: 10 workers x {rep.visits[10]} visits and 100 workers x {rep.visits[100]} visits, 10 updates per /visit; "
+              "'empty db' = only the workers' grids and households (no visits, issues, patrols)",
+              "", "## Results", "", "| section | benchmark | figure | ratio | goal | |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in rep.rows:
+        lines.append(f"| {r.section} | {r.name} | {r.figure} | {r.ratio} | {r.goal} | {r.mark} |")
+    missed = [r for r in rep.rows if r.ok is False]
+    lines += ["", "## Goals missed", ""]
+    lines += [f"- {r.name}: {r.ratio} (goal {r.goal})" for r in missed] or ["None."]
+    for title, body in rep.profiles:
+        lines += ["", f"### Profile: {title}", "", "```", body.rstrip(), "```"]
+    for note in rep.notes:
+        lines += ["", note]
+    notes_file = ROOT / "bench" / "NOTES.md"
+    if notes_file.exists():
+        lines += ["", notes_file.read_text().rstrip()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the city, fewer visits: for development")
+    parser.add_argument("--scale", type=float, default=None, help="city size as a fraction of the full size")
+    parser.add_argument("--engines", default="sqlite,postgresql")
+    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("telegram").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    WORK.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    if "postgresql" in args.engines:
+        info["PostgreSQL"] = asyncio.run(pg_version())
+    rep = asyncio.run(main_async(args))
+    write_markdown(rep, Path(args.out), info, args)
+    print(f"\nwrote {args.out} ({rep.elapsed / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()

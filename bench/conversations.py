@@ -1,0 +1,202 @@
+"""Benchmark 1: /visit conversations through the real Application, against plain PTB bots.
+
+N simulated workers (10 and 100) run concurrently, each completing /visit conversations one
+update at a time: the update goes through `process_update` of the real GridApplication, whose
+Bot API calls are answered in-process at the HTTP edge (bot/localapi.py). Bot-side time per
+update is the wall time of `process_update` (handlers, database, persistence write, Bot API
+calls). Baselines, same transport, same kinds of updates, same run:
+- echo: a plain PTB Application answering each text and button press with one message;
+- writer: the same plus one row written per update to the same database with the same async engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, func, insert
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import Application, CallbackQueryHandler, MessageHandler, TypeHandler, filters
+from telegram.request import HTTPXRequest
+
+from bench.common import TOKEN, WORK, pct, settings_for
+from bench.generate import WORKER_TG
+from bot.app import build_application
+from bot.db import Database
+from bot.localapi import LocalBotAPI, buttons
+
+log = logging.getLogger(__name__)
+# The kinds of update of one /visit, in order: the baselines get the same sequence.
+VISIT_KINDS = ("text", "text", "press", "text", "press", "press", "text", "text", "text", "press")
+
+
+@dataclass
+class Result:
+    label: str
+    workers: int
+    updates: int
+    wall: float
+    times: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.updates / self.wall
+
+    @property
+    def p50(self) -> float:
+        return pct(self.times, 0.5)
+
+    @property
+    def p95(self) -> float:
+        return pct(self.times, 0.95)
+
+
+def _request(api: LocalBotAPI) -> HTTPXRequest:
+    return HTTPXRequest(connection_pool_size=64, httpx_kwargs=api.httpx_kwargs())
+
+
+async def _timed(app: Application, update: dict, times: list[float]) -> None:
+    obj = Update.de_json(update, app.bot)
+    t0 = time.perf_counter()
+    await app.process_update(obj)
+    times.append(time.perf_counter() - t0)
+
+
+def _keyboard(api: LocalBotAPI, uid: int) -> dict:
+    for m in reversed(api.bot_messages(TOKEN, uid)):
+        if buttons(m):
+            return m
+    raise RuntimeError(f"worker {uid}: no message with buttons")
+
+
+def _press(api: LocalBotAPI, uid: int, action: str, contains: str = "") -> dict:
+    message = _keyboard(api, uid)
+    for text, data in buttons(message):
+        parts = data.split(":")
+        if len(parts) >= 3 and parts[2] == action and contains in text:
+            return api.press_button(TOKEN, uid, message["message_id"], data, language_code="en")
+    raise RuntimeError(f"worker {uid}: no {action!r} button in {buttons(message)}")
+
+
+def _address(k: int) -> str:
+    return f"{1 + k // 40}栋{1 + k // 10 % 4}单元{101 + k % 10}"
+
+
+async def _gridbot_worker(app: Application, api: LocalBotAPI, n: int, visits: int, households_per_grid: int, times: list[float]) -> None:
+    uid = WORKER_TG + n
+    rng = random.Random(n)
+
+    async def text(t: str) -> None:
+        await _timed(app, api.send_text(TOKEN, uid, t, language_code="en"), times)
+
+    async def press(action: str, contains: str = "") -> None:
+        await _timed(app, _press(api, uid, action, contains), times)
+
+    for _ in range(visits):
+        # Part of an address (building and unit): a page of matches, of which the worker picks one.
+        address = _address(rng.randrange(households_per_grid)).rsplit("单元", 1)[0] + "单元"
+        await text("/visit")
+        await text(address)
+        await press("pick", address)
+        await text("2")
+        await press("t")
+        await press("done")
+        await text("bench visit")
+        await text("/done")
+        await text("/skip")
+        await press("save")
+    drafts = app.user_data.get(uid, {}).get("draft")
+    if drafts is not None:
+        raise RuntimeError(f"worker {uid} did not finish its visit: {drafts}")
+
+
+async def run_gridbot(url: str, workers: int, visits: int, households_per_grid: int, label: str, rate_limited: bool = False) -> Result:
+    """`rate_limited=False` removes PTB's AIORateLimiter (Telegram's 30 messages/s, as configured in bot/app.py) so the
+    bot is measured on the same footing as the baselines; `True` measures it as deployed."""
+    api = LocalBotAPI(bot_username="gridbot_bench_bot")
+    db = Database(url)
+    app = build_application(settings_for(url, WORK / "media"), db=db, request=_request(api), updates_request=_request(api))
+    if not rate_limited:
+        app.bot._rate_limiter = None  # noqa: SLF001 - the benchmark's own comparison, not the app's behaviour
+    await app.initialize()
+    await app.start()
+    times: list[float] = []
+    try:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(_gridbot_worker(app, api, n, visits, households_per_grid, times) for n in range(workers)))
+        wall = time.perf_counter() - t0
+    finally:
+        await app.stop()
+        await app.shutdown()
+    return Result(label, workers, len(times), wall, times)
+
+
+# -- baselines -----------------------------------------------------------------------------------
+
+_meta = MetaData()
+bench_update = Table(
+    "bench_update", _meta,
+    Column("id", Integer, primary_key=True), Column("user_id", BigInteger, nullable=False), Column("kind", String(16), nullable=False),
+    Column("text", String(200)), Column("at", DateTime(timezone=True), server_default=func.now()),
+)
+
+
+def _baseline_app(api: LocalBotAPI, db: Database | None) -> Application:
+    app = Application.builder().token(TOKEN).base_url("http://localapi/bot").request(_request(api)).get_updates_request(_request(api)).build()
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("ok", callback_data="ok")]])
+
+    async def echo(update: Update, context) -> None:  # noqa: ANN001
+        await update.message.reply_text(update.message.text, reply_markup=markup)
+
+    async def press(update: Update, context) -> None:  # noqa: ANN001
+        await update.callback_query.answer()
+        await update.callback_query.message.reply_text("pressed", reply_markup=markup)
+
+    async def write(update: Update, context) -> None:  # noqa: ANN001
+        kind = "press" if update.callback_query else "text"
+        text = update.message.text if update.message else update.callback_query.data
+        async with db.engine.begin() as conn:
+            await conn.execute(insert(bench_update).values(user_id=update.effective_user.id, kind=kind, text=text))
+
+    if db is not None:
+        app.add_handler(TypeHandler(Update, write), group=-1)
+    app.add_handler(MessageHandler(filters.TEXT, echo))
+    app.add_handler(CallbackQueryHandler(press))
+    return app
+
+
+async def _baseline_worker(app: Application, api: LocalBotAPI, n: int, visits: int, times: list[float]) -> None:
+    uid = WORKER_TG + n
+    for _ in range(visits):
+        for kind in VISIT_KINDS:
+            if kind == "text":
+                await _timed(app, api.send_text(TOKEN, uid, "hello", language_code="en"), times)
+            else:
+                m = _keyboard(api, uid)
+                await _timed(app, api.press_button(TOKEN, uid, m["message_id"], "ok"), times)
+
+
+async def run_baseline(url: str | None, workers: int, visits: int, label: str) -> Result:
+    api = LocalBotAPI(bot_username="plain_bench_bot")
+    db = Database(url) if url else None
+    if db is not None:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_meta.create_all)
+    app = _baseline_app(api, db)
+    await app.initialize()
+    await app.start()
+    times: list[float] = []
+    try:
+        # The first message of each chat is from the user: make one keyboard to press.
+        t0 = time.perf_counter()
+        await asyncio.gather(*(_baseline_worker(app, api, n, visits, times) for n in range(workers)))
+        wall = time.perf_counter() - t0
+    finally:
+        await app.stop()
+        await app.shutdown()
+        if db is not None:
+            await db.dispose()
+    return Result(label, workers, len(times), wall, times)

@@ -1,0 +1,252 @@
+"""The outbox sender: Telegram (through PTB) and WeCom robots (through httpx), with rate limits,
+flood waits, retries with backoff, and the kill points the tests use.
+
+`drain(app)` sends what is due, one row at a time:
+
+    claim: state pending/failed -> sending   (commit)      kill point "claimed"
+    send through Telegram or WeCom                          kill point "sent" (the window)
+    mark sent                                (commit)      kill point "recorded"
+
+A crash at "claimed" or "sent" leaves the row in `sending`; the next start puts it back to pending
+(`models.outbox.recover_interrupted`) and it is sent again. After "claimed" Telegram never saw it,
+so nothing is doubled; after "sent" Telegram has it, and the one duplicate happens: that is the
+window, and it spans only the time between Telegram's answer and one UPDATE's commit. A send that
+times out (Telegram may have acted) is retried too, so a timeout is the same window.
+
+Rates: at most `OUTBOX_RATE` messages a second over all chats (aiolimiter; Telegram allows about
+30, the rest is left to interactive replies), at most `OUTBOX_PER_CHAT_RATE` a second to one chat
+(a row whose chat was served too recently waits for the next pass, so one slow chat does not hold
+up the fan-out), 20 a minute per WeCom robot. A Telegram 429 pauses all Telegram sends for its
+`retry_after`; WeCom errcode 45009 pauses that robot for a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from aiolimiter import AsyncLimiter
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+
+from bot import clock, wecom
+from models import outbox
+from models.outbox import NewMessage, Row
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_MAX = timedelta(hours=1)
+WECOM_RATE_WAIT = timedelta(seconds=60)
+
+# Tests set this to raise at a named point ("claimed", "sent", "recorded"), as a crash would.
+kill_hook: Callable[[str, Row], None] | None = None
+
+
+def _kill_point(name: str, row: Row) -> None:
+    if kill_hook is not None:
+        kill_hook(name, row)
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, ... at most an hour."""
+    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+
+
+def tg(chat_id: int) -> str:
+    return f"tg:{chat_id}"
+
+
+def buttons_payload(rows: list[list[tuple[str, str]]]) -> dict:
+    return {"buttons": [[[text, data] for text, data in row] for row in rows]}
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    failed: int = 0
+    waiting: int = 0  # due, but held back by a rate limit this pass
+
+
+class Sender:
+    """One per application (`sender_for(app)`); keeps the rate-limit state between passes."""
+
+    def __init__(self, app, http: httpx.AsyncClient | None = None) -> None:  # noqa: ANN001
+        self.app = app
+        self.http = http
+        self.limiter = AsyncLimiter(app.settings.outbox_rate, 1)
+        self.chat_gap = timedelta(seconds=1 / app.settings.outbox_per_chat_rate)
+        self.last_sent: dict[str, datetime] = {}
+        self.robot_sends: dict[str, deque[datetime]] = {}
+        self.paused: dict[str, datetime] = {}  # "tg" or a wecom recipient -> until
+        self.lock = asyncio.Lock()
+
+    # -- rate state ------------------------------------------------------------------------------
+
+    def _held(self, row: Row, now: datetime) -> bool:
+        channel = "tg" if row.recipient.startswith("tg:") else row.recipient
+        if self.paused.get(channel, now) > now:
+            return True
+        if row.recipient.startswith("tg:"):
+            last = self.last_sent.get(row.recipient)
+            return last is not None and now - last < self.chat_gap
+        window = self.robot_sends.setdefault(row.recipient, deque())
+        while window and now - window[0] >= timedelta(minutes=1):
+            window.popleft()
+        return len(window) >= wecom.PER_MINUTE
+
+    def _note_sent(self, row: Row, now: datetime) -> None:
+        self.last_sent[row.recipient] = now
+        if row.recipient.startswith("wecom:"):
+            self.robot_sends.setdefault(row.recipient, deque()).append(now)
+
+    # -- the pass --------------------------------------------------------------------------------
+
+    async def drain(self, limit: int = 500) -> DrainResult:
+        async with self.lock:
+            result = DrainResult()
+            async with self.app.db.session() as session:
+                rows = await outbox.due(session, clock.now(), limit)
+            served: set[str] = set()
+            for row in rows:
+                now = clock.now()
+                if row.recipient in served or self._held(row, now):
+                    result.waiting += 1
+                    continue
+                async with self.app.db.session() as session:
+                    if not await outbox.claim(session, row.id):
+                        continue  # someone else has it
+                _kill_point("claimed", row)
+                served.add(row.recipient)
+                ok = await self._try(row, result)
+                if ok:
+                    self._note_sent(row, clock.now())
+            return result
+
+    async def _try(self, row: Row, result: DrainResult) -> bool:
+        attempts = row.attempts + 1
+        try:
+            await self.limiter.acquire()
+            if row.recipient.startswith("tg:"):
+                await self._send_telegram(row)
+            else:
+                await self._send_wecom(row)
+        except RetryAfter as exc:
+            wait = exc.retry_after if isinstance(exc.retry_after, timedelta) else timedelta(seconds=float(exc.retry_after))
+            until = clock.now() + wait
+            self.paused["tg"] = until
+            async with self.app.db.session() as session:
+                await outbox.give_back(session, row.id, until, f"429 flood wait {wait.total_seconds():g} s")
+            result.waiting += 1
+            return False
+        except (Forbidden, BadRequest) as exc:  # blocked, chat gone, bad text: trying again changes nothing
+            await self._fail(row, f"{type(exc).__name__}: {exc}", retry=False)
+            result.failed += 1
+            return False
+        except wecom.WeComError as exc:
+            await self._wecom_error(row, exc, attempts)
+            result.failed += 1
+            return False
+        except (TelegramError, httpx.HTTPError, OSError) as exc:  # outage, 5xx, timeout (the window), dropped connection
+            await self._fail(row, f"{type(exc).__name__}: {str(exc)[:200]}", retry=attempts < MAX_ATTEMPTS, attempts=attempts)
+            result.failed += 1
+            return False
+        _kill_point("sent", row)
+        async with self.app.db.session() as session:
+            await outbox.mark_sent(session, row.id, clock.now())
+        _kill_point("recorded", row)
+        result.sent += 1
+        return True
+
+    async def _fail(self, row: Row, error: str, *, retry: bool, attempts: int = 0) -> None:
+        retry_at = clock.now() + backoff(attempts) if retry else None
+        if not retry:
+            log.warning("outbox row %s (%s to %s) gave up: %s", row.id, row.kind, row.recipient, error)
+        async with self.app.db.session() as session:
+            await outbox.mark_failed(session, row.id, error, retry_at)
+
+    # -- Telegram ----------------------------------------------------------------------------------
+
+    async def _send_telegram(self, row: Row) -> None:
+        chat_id = int(row.recipient.removeprefix("tg:"))
+        markup = None
+        if row.payload and row.payload.get("buttons"):
+            markup = InlineKeyboardMarkup([[InlineKeyboardButton(t, callback_data=d) for t, d in r] for r in row.payload["buttons"]])
+        if row.image is not None:
+            await self.app.bot.send_photo(chat_id, row.image, caption=row.body[:1024] or None, reply_markup=markup)
+        else:
+            await self.app.bot.send_message(chat_id, row.body, reply_markup=markup, disable_web_page_preview=True)
+
+    # -- WeCom ---------------------------------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        if self.http is None:
+            self.http = httpx.AsyncClient()
+        return self.http
+
+    async def _send_wecom(self, row: Row) -> None:
+        url = wecom.robots(self.app.settings.wecom_robots).get(row.recipient.removeprefix("wecom:"))
+        if url is None:
+            raise wecom.WeComError(ERR_NOT_CONFIGURED, "robot no longer configured")
+        message = wecom.image_message(row.image) if row.image is not None else wecom.markdown_message(row.body)
+        await wecom.post(self._client(), url, message)
+
+    async def _wecom_error(self, row: Row, exc: wecom.WeComError, attempts: int) -> None:
+        if exc.errcode == wecom.ERR_RATE_LIMIT:
+            until = clock.now() + WECOM_RATE_WAIT
+            self.paused[row.recipient] = until
+            async with self.app.db.session() as session:
+                await outbox.give_back(session, row.id, until, f"errcode {exc.errcode}: rate limit, waiting")
+            return
+        if exc.errcode in (wecom.ERR_BAD_KEY, ERR_NOT_CONFIGURED):
+            await self._fail(row, f"errcode {exc.errcode}", retry=False)
+            await disable_robot(self.app, row.recipient, exc.errcode)
+            return
+        await self._fail(row, f"errcode {exc.errcode}", retry=attempts < MAX_ATTEMPTS, attempts=attempts)
+
+
+ERR_NOT_CONFIGURED = -93000  # ours: the robot was removed from WECOM_ROBOTS
+
+
+async def disable_robot(app, recipient: str, errcode: int) -> None:  # noqa: ANN001
+    """Stop using a robot (its other rows die) and tell the admins, once, at once."""
+    from bot.i18n import gettext_for, resolve_language
+    from models.reminders import admins, disable_channel
+
+    now = clock.now()
+    scopes = [scope for scope, urls in app.settings.wecom_robots.items() for u in urls if wecom.recipient(u) == recipient]
+    async with app.db.session() as session:
+        if not await disable_channel(session, recipient, f"errcode {errcode}", now):
+            return
+        await outbox.kill_recipient(session, recipient, f"robot disabled (errcode {errcode})")
+        messages = []
+        for admin in await admins(session):
+            _ = gettext_for(resolve_language(admin.language, None, app.settings.default_language))
+            text = _("⚠️ A WeCom group robot ({robot}, for {scope}) refused its key (errcode {code}); gridbot stopped using it. "
+                     "Put a valid webhook URL in WECOM_ROBOTS and restart.").format(
+                robot=recipient.removeprefix("wecom:"), scope=", ".join(scopes) or "?", code=errcode)
+            messages.append(NewMessage("wecom_disabled", recipient.removeprefix("wecom:"), tg(admin.telegram_id), text, urgent=True))
+        await outbox.enqueue(session, messages)
+    log.error("WeCom robot %s disabled after errcode %s", recipient, errcode)
+
+
+def sender_for(app) -> Sender:  # noqa: ANN001
+    sender = getattr(app, "outbox_sender", None)
+    if sender is None:
+        sender = Sender(app)
+        app.outbox_sender = sender
+    return sender
+
+
+async def drain(app) -> DrainResult:  # noqa: ANN001
+    return await sender_for(app).drain()
+
+
+async def drain_job(context) -> None:  # noqa: ANN001 - a JobQueue job
+    await drain(context.application)

@@ -1,0 +1,132 @@
+"""Reading import files (CSV in UTF-8 or GBK, detected; XLSX), the problem report, a terminal progress bar."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+
+from bot.i18n import N_
+from models.importer import Problem
+
+MAX_ROWS = 200_000
+PROBLEMS = {
+    "bad_encoding": N_("the file is neither UTF-8 nor GBK text (save it as CSV UTF-8 or as XLSX)"),
+    "bad_file": N_("the file cannot be read as CSV or XLSX: {reason}"),
+    "empty_file": N_("the file has no header row"),
+    "too_many_rows": N_("the file has more than {max} rows; split it"),
+    "missing_column": N_("column «{column}» ({zh}) is missing"),
+    "missing_value": N_("«{column}» is empty"),
+    "bad_date": N_("«{value}» is not a date (use 2021-03-15 or 2021-03-15 09:30)"),
+    "bad_number": N_("«{value}» is not a number"),
+    "out_of_range": N_("{value} is out of range ({min}-{max})"),
+    "bad_value": N_("«{value}» is not an accepted value"),
+    "bad_length": N_("«{column}» must be {min} to {max} characters"),
+    "unknown_grid": N_("unknown grid «{code}»"),
+    "unknown_household": N_("unknown household «{address}» in that grid"),
+    "unknown_shop": N_("unknown shop «{shop}» in that grid"),
+    "ambiguous_shop": N_("several shops are called «{shop}» in that grid; give the address"),
+    "unknown_worker": N_("unknown worker «{worker}» (use the Telegram id or the registered name)"),
+    "ambiguous_worker": N_("several users are called «{worker}»; use the Telegram id"),
+    "duplicate_key": N_("duplicate of row {first}"),
+    "outcome_without_escalation": N_("an outcome is given but no item was escalated"),
+}
+
+
+class FileProblem(Exception):
+    def __init__(self, code: str, /, **details: object) -> None:
+        super().__init__(code)
+        self.problem = Problem(0, code, details)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S") if (value.hour, value.minute, value.second) != (0, 0, 0) else value.strftime("%Y-%m-%d")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM) first, then GBK (as GB18030); anything else is refused."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" in text or "\ufffd" in text:
+            break
+        return text
+    raise FileProblem("bad_encoding")
+
+
+def read_table(data: bytes, filename: str) -> tuple[list[str], list[list[str]]]:
+    """The header row and the rows of the first sheet, every cell as text. FileProblem when unreadable."""
+    if data[:4] == b"PK\x03\x04" or filename.lower().endswith((".xlsx", ".xlsm")):
+        try:
+            from openpyxl import load_workbook
+
+            wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+            rows = [[_cell(v) for v in row] for row in wb.worksheets[0].iter_rows(values_only=True)]
+            wb.close()
+        except Exception as exc:  # noqa: BLE001 - any unreadable workbook is one message
+            raise FileProblem("bad_file", reason=type(exc).__name__) from None
+    else:
+        text = decode(data)
+        try:
+            sample = text[:4096]
+            dialect = csv.Sniffer().sniff(sample, delimiters=",\t;") if sample.strip() else csv.excel
+        except csv.Error:
+            dialect = csv.excel
+        rows = [list(r) for r in csv.reader(io.StringIO(text), dialect)]
+    while rows and not any(c.strip() for c in rows[0]):
+        rows.pop(0)
+    if not rows:
+        raise FileProblem("empty_file")
+    if len(rows) > MAX_ROWS + 1:
+        raise FileProblem("too_many_rows", max=MAX_ROWS)
+    return [c.strip() for c in rows[0]], rows[1:]
+
+
+def describe(problem: Problem, t: Callable[[str], str]) -> str:
+    """One line of the problem report: `row 7: unknown grid «G99»` (row 0: the file)."""
+    text = t(PROBLEMS.get(problem.code, N_("not accepted"))).format(**problem.details)
+    if problem.row == 0:
+        return text
+    return t(N_("row {row}: {problem}")).format(row=problem.row, problem=text)
+
+
+def report(problems: list[Problem], t: Callable[[str], str], limit: int = 50) -> list[str]:
+    lines = [describe(p, t) for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(t(N_("… and {n} more problems")).format(n=len(problems) - limit))
+    return lines
+
+
+class TerminalProgress:
+    """A one-line progress bar on stderr (`[#####-----]  50%  20000/40000`); only on a terminal."""
+
+    def __init__(self, label: str, stream=None) -> None:  # noqa: ANN001
+        self.label, self.stream = label, stream or sys.stderr
+        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last = -1
+
+    async def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        share = min(1.0, done / total)
+        pct = int(share * 100)
+        if pct == self.last:
+            return
+        self.last = pct
+        bar = "#" * (pct // 5) + "-" * (20 - pct // 5)
+        self.stream.write(f"\r{self.label} [{bar}] {pct:3d}%")
+        if pct >= 100:
+            self.stream.write("\n")
+        self.stream.flush()

@@ -1,0 +1,613 @@
+"""Registry and ledger import: validate every row first, then upsert by natural key, all or nothing.
+
+Input is a table already read from CSV or XLSX (bot/importer.py): a header row and rows of text
+cells. `validate()` maps the headers (Chinese or English) to columns, checks every row and returns
+clean records or the full list of problems (row number, code, details); `write()` upserts the
+records in the caller's transaction with bulk statements. Importing the same file twice changes
+nothing: registries are upserted by their natural key (grid code; grid + address; grid + shop name
++ address; Telegram id), ledgers are keyed by a hash of their natural key (household + time +
+worker for visits, shop + time for patrols, the issue number for issues) and an existing record
+is left as it is.
+
+```mermaid
+flowchart LR
+    file[CSV / XLSX] --> read[bot/importer.read_table] --> validate --> ok{errors?}
+    ok -- yes --> report[row numbers and reasons; nothing written]
+    ok -- no --> write[bulk upsert in one transaction] --> done[created / updated / unchanged]
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, insert, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.checklist import DEFAULT_CHECKLIST, SHOP_CATEGORIES
+from models.issues import CLOSED, REJECTED, REPORTED, RESOLVED, Issue, IssueEvent, due_at_for
+from models.patrols import Disposition, Finding, Outcome, Patrol, Shop
+from models.tables import Grid, Household, Role, User, UserGrid, Visit
+from models.text import ascii_digits, mask_id_numbers, one_line
+from models.users import GRID_CODE_RE, ROLE_ALIASES
+from models.visits import HOUSEHOLD_TAGS, MAX_PEOPLE_MET, SITUATIONS
+
+REGISTRIES = ("grids", "households", "shops", "workers")
+LEDGERS = ("visits", "patrols", "issues")
+KINDS = REGISTRIES + LEDGERS
+BATCH = 2000
+
+Progress = Callable[[int, int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Col:
+    key: str
+    names: tuple[str, ...]  # accepted headers (compared without case, spaces, _ and -)
+    required: bool = True
+
+
+COLUMNS: dict[str, tuple[Col, ...]] = {
+    "grids": (
+        Col("code", ("code", "grid", "gridcode", "网格编码", "网格编号", "编码")),
+        Col("name", ("name", "gridname", "网格名称", "名称")),
+        Col("community", ("community", "社区"), False),
+        Col("target", ("target", "targetpercent", "目标", "目标入户率", "入户率目标"), False),
+    ),
+    "households": (
+        Col("grid", ("grid", "gridcode", "网格", "网格编码")),
+        Col("address", ("address", "地址", "门牌", "住址")),
+        Col("head_name", ("head", "headname", "name", "户主", "户主姓名", "姓名"), False),
+        Col("head_phone", ("phone", "headphone", "电话", "联系电话"), False),
+        Col("tags", ("tags", "tag", "标签", "关爱标签", "类别"), False),
+        Col("active", ("active", "在册", "状态"), False),
+    ),
+    "shops": (
+        Col("grid", ("grid", "gridcode", "网格", "网格编码")),
+        Col("name", ("name", "shop", "shopname", "店名", "店铺名称", "名称")),
+        Col("address", ("address", "地址", "经营地址")),
+        Col("category", ("category", "类别", "业态")),
+        Col("licence", ("licence", "license", "licenceno", "licenseno", "许可证号", "许可证"), False),
+        Col("contact", ("contact", "联系人", "联系方式"), False),
+        Col("active", ("active", "在册", "状态"), False),
+    ),
+    "workers": (
+        Col("telegram_id", ("telegramid", "telegram", "tgid", "telegram帐号", "telegram账号", "电报id")),
+        Col("name", ("name", "姓名")),
+        Col("phone", ("phone", "电话", "手机"), False),
+        Col("role", ("role", "角色"), False),
+        Col("grids", ("grids", "grid", "网格", "网格编码")),
+    ),
+    "visits": (
+        Col("visited_at", ("date", "visitedat", "time", "日期", "走访日期", "走访时间", "时间")),
+        Col("grid", ("grid", "gridcode", "网格", "网格编码")),
+        Col("address", ("address", "地址", "住址")),
+        Col("worker", ("worker", "网格员", "走访人")),
+        Col("people_met", ("peoplemet", "people", "见面人数", "人数"), False),
+        Col("situation", ("situation", "情况", "走访情况"), False),
+        Col("notes", ("notes", "note", "备注"), False),
+    ),
+    "patrols": (
+        Col("patrolled_at", ("date", "patrolledat", "time", "日期", "巡查日期", "巡查时间", "时间")),
+        Col("grid", ("grid", "gridcode", "网格", "网格编码")),
+        Col("shop", ("shop", "shopname", "name", "店名", "店铺名称")),
+        Col("address", ("address", "地址"), False),
+        Col("worker", ("worker", "网格员", "巡查人")),
+        Col("corrected", ("corrected", "correcteditems", "现场指正", "现场指正项"), False),
+        Col("escalated", ("escalated", "escalateditems", "上报", "上报项"), False),
+        Col("outcome", ("outcome", "处理结果", "结果"), False),
+    ),
+    "issues": (
+        Col("number", ("number", "no", "id", "编号", "问题编号")),
+        Col("reported_at", ("reportedat", "date", "上报时间", "日期", "时间")),
+        Col("grid", ("grid", "gridcode", "网格", "网格编码")),
+        Col("category", ("category", "类别", "问题类别")),
+        Col("description", ("description", "描述", "问题描述", "内容")),
+        Col("reporter", ("reporter", "上报人", "网格员")),
+        Col("status", ("status", "状态"), False),
+        Col("resolved_at", ("resolvedat", "解决时间", "办结时间"), False),
+        Col("address", ("address", "地址"), False),
+        Col("urgent", ("urgent", "紧急"), False),
+    ),
+}
+
+OUTCOME_ALIASES = {
+    "": Outcome.PENDING, "pending": Outcome.PENDING, "待处理": Outcome.PENDING,
+    "rectify_on_site": Outcome.RECTIFY, "rectify": Outcome.RECTIFY, "要求现场整改": Outcome.RECTIFY, "现场整改": Outcome.RECTIFY,
+    "fined": Outcome.FINED, "处罚": Outcome.FINED, "罚款": Outcome.FINED,
+    "suspended": Outcome.SUSPENDED, "停业整改": Outcome.SUSPENDED,
+}
+STATUS_ALIASES = {
+    "": REPORTED, "reported": REPORTED, "已上报": REPORTED, "待处理": REPORTED,
+    "resolved": RESOLVED, "已解决": RESOLVED, "closed": CLOSED, "已办结": CLOSED, "已关闭": CLOSED,
+    "rejected": REJECTED, "已驳回": REJECTED,
+}
+TRUE = {"1", "y", "yes", "true", "是", "在册", "紧急"}
+FALSE = {"0", "n", "no", "false", "否", "注销", "迁出", "普通"}
+SEPARATORS = re.compile(r"[、,，;；]+")  # not "/": checklist items such as 进货查验/索证索票 contain it
+
+
+@dataclass(frozen=True)
+class Problem:
+    row: int  # row number in the file (the header is row 1); 0 for the file as a whole
+    code: str  # missing_column, missing_value, bad_date, unknown_grid, ... (see bot/importer.PROBLEMS)
+    details: dict = field(default_factory=dict)
+
+
+class ImportRefused(Exception):
+    """Validation found problems; nothing was written."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{len(problems)} problem(s)")
+        self.problems = problems
+
+
+@dataclass
+class ImportResult:
+    kind: str
+    rows: int
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def _norm_header(text: str) -> str:
+    return re.sub(r"[\s_\-（）()]+", "", str(text or "")).lower()
+
+
+def map_headers(kind: str, headers: list[str]) -> tuple[dict[str, int], list[Problem]]:
+    index: dict[str, int] = {}
+    lookup = {_norm_header(n): c.key for c in COLUMNS[kind] for n in c.names}
+    for i, h in enumerate(headers):
+        key = lookup.get(_norm_header(h))
+        if key is not None and key not in index:
+            index[key] = i
+    problems = [Problem(1, "missing_column", {"column": c.names[0], "zh": next((n for n in c.names if not n.isascii()), "")})
+                for c in COLUMNS[kind] if c.required and c.key not in index]
+    return index, problems
+
+
+# -- cell parsers: each returns a value or raises _Bad(code, details) ----------------------------
+
+
+class _Bad(Exception):
+    def __init__(self, code: str, /, **details: object) -> None:
+        super().__init__(code)
+        self.code, self.details = code, details
+
+
+def _when(text: str, tz: ZoneInfo) -> datetime:
+    raw = ascii_digits(text).strip().replace("/", "-").replace(".", "-").replace("年", "-").replace("月", "-").replace("日", " ").strip()
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            parsed = datetime.strptime(raw, fmt)
+        except ValueError:
+            continue
+        if not 2000 <= parsed.year <= 2100:
+            break
+        return parsed.replace(tzinfo=tz)
+    raise _Bad("bad_date", value=text)
+
+
+def _int(text: str, lo: int, hi: int, default: int | None = None) -> int:
+    raw = ascii_digits(text).strip()
+    if raw == "" and default is not None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _Bad("bad_number", value=text) from None
+    if value != int(value) or not lo <= value <= hi:
+        raise _Bad("out_of_range", value=text, min=lo, max=hi)
+    return int(value)
+
+
+def _percent(text: str) -> float:
+    raw = ascii_digits(text).strip().rstrip("%")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _Bad("bad_number", value=text) from None
+    if 0 < value <= 1 and "." in raw:
+        value *= 100  # 0.2 means 20 %
+    if not 0 < value <= 100:
+        raise _Bad("out_of_range", value=text, min=1, max=100)
+    return value / 100
+
+
+def _bool(text: str, default: bool) -> bool:
+    raw = text.strip().lower()
+    if raw == "":
+        return default
+    if raw in TRUE:
+        return True
+    if raw in FALSE:
+        return False
+    raise _Bad("bad_value", value=text)
+
+
+def _text(text: str, lo: int, hi: int, column: str) -> str:
+    value = mask_id_numbers(one_line(text))
+    if not lo <= len(value) <= hi:
+        raise _Bad("missing_value" if not value else "bad_length", column=column, min=lo, max=hi)
+    return value
+
+
+def _opt(text: str, hi: int, column: str) -> str | None:
+    value = mask_id_numbers(one_line(text))
+    if len(value) > hi:
+        raise _Bad("bad_length", column=column, min=0, max=hi)
+    return value or None
+
+
+def _list(text: str) -> list[str]:
+    return [one_line(p) for p in SEPARATORS.split(text or "") if one_line(p)]
+
+
+def draft_key(*parts: object) -> str:
+    """A 32-character idempotency key of an imported ledger record."""
+    return "imp" + hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:29]
+
+
+# -- lookups ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Lookups:
+    grids: dict[str, int]
+    households: dict[tuple[int, str], int] = field(default_factory=dict)
+    shops: dict[tuple[int, str], list[tuple[int, str, str]]] = field(default_factory=dict)  # (grid, name) -> [(id, address, category)]
+    workers_by_tid: dict[int, int] = field(default_factory=dict)
+    workers_by_name: dict[str, list[int]] = field(default_factory=dict)
+
+
+async def _lookups(session: AsyncSession, kind: str) -> Lookups:
+    lk = Lookups(dict((await session.exec(select(Grid.code, Grid.id))).all()))
+    if kind == "visits":
+        lk.households = {(g, a): i for i, g, a in (await session.exec(select(Household.id, Household.grid_id, Household.address))).all()}
+    if kind == "patrols":
+        for i, g, n, a, c in (await session.exec(select(Shop.id, Shop.grid_id, Shop.name, Shop.address, Shop.category))).all():
+            lk.shops.setdefault((g, n), []).append((i, a, c))
+    if kind in LEDGERS:
+        for uid, tid, name in (await session.exec(select(User.id, User.telegram_id, User.display_name))).all():
+            lk.workers_by_tid[tid] = uid
+            if name:
+                lk.workers_by_name.setdefault(name, []).append(uid)
+    return lk
+
+
+def _grid(lk: Lookups, text: str) -> int:
+    code = one_line(text)
+    if not code:
+        raise _Bad("missing_value", column="grid")
+    if code not in lk.grids:
+        raise _Bad("unknown_grid", code=code)
+    return lk.grids[code]
+
+
+def _worker(lk: Lookups, text: str) -> int:
+    ref = one_line(text)
+    if not ref:
+        raise _Bad("missing_value", column="worker")
+    if ref.isdigit() and int(ref) in lk.workers_by_tid:
+        return lk.workers_by_tid[int(ref)]
+    ids = lk.workers_by_name.get(ref, [])
+    if len(ids) != 1:
+        raise _Bad("unknown_worker" if not ids else "ambiguous_worker", worker=ref)
+    return ids[0]
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo, default_target: float, categories: dict[str, float]) -> tuple[tuple, dict]:
+    """(natural key, clean values) of one row, or _Bad."""
+    if kind == "grids":
+        code = one_line(cell("code"))
+        if not GRID_CODE_RE.match(code):
+            raise _Bad("bad_value", value=code) if code else _Bad("missing_value", column="code")
+        target = _percent(cell("target")) if cell("target").strip() else None
+        return (code,), {"code": code, "name": _text(cell("name"), 1, 100, "name"), "community": _opt(cell("community"), 100, "community"),
+                         "target_coverage": target if target is not None else default_target, "_target_given": target is not None}
+    if kind == "households":
+        gid = _grid(lk, cell("grid"))
+        address = _text(cell("address"), 2, 200, "address")
+        tags = _list(cell("tags"))
+        bad = [t for t in tags if t not in HOUSEHOLD_TAGS]
+        if bad:
+            raise _Bad("bad_value", value=bad[0])
+        return (gid, address), {"grid_id": gid, "address": address, "head_name": _opt(cell("head_name"), 64, "head_name"),
+                                "head_phone": _opt(cell("head_phone"), 32, "head_phone"), "tags": tags, "active": _bool(cell("active"), True)}
+    if kind == "shops":
+        gid = _grid(lk, cell("grid"))
+        name, address = _text(cell("name"), 1, 100, "name"), _text(cell("address"), 2, 200, "address")
+        category = one_line(cell("category"))
+        if category not in SHOP_CATEGORIES:
+            raise _Bad("bad_value", value=category) if category else _Bad("missing_value", column="category")
+        return (gid, name, address), {"grid_id": gid, "name": name, "address": address, "category": category,
+                                      "licence_no": _opt(cell("licence"), 64, "licence"), "contact": _opt(cell("contact"), 64, "contact"),
+                                      "active": _bool(cell("active"), True)}
+    if kind == "workers":
+        tid = _int(cell("telegram_id"), 1, 2**53)
+        role = ROLE_ALIASES.get(one_line(cell("role")).lower() or "worker")
+        if role is None:
+            raise _Bad("bad_value", value=cell("role"))
+        codes = _list(cell("grids"))
+        unknown = [c for c in codes if c not in lk.grids]
+        if unknown:
+            raise _Bad("unknown_grid", code=unknown[0])
+        if not codes and role != Role.ADMIN:
+            raise _Bad("missing_value", column="grids")
+        return (tid,), {"telegram_id": tid, "display_name": _text(cell("name"), 1, 64, "name"), "phone": _opt(cell("phone"), 32, "phone"),
+                        "role": role.value, "grid_ids": sorted({lk.grids[c] for c in codes})}
+    if kind == "visits":
+        at = _when(cell("visited_at"), tz)
+        gid = _grid(lk, cell("grid"))
+        address = _text(cell("address"), 2, 200, "address")
+        hid = lk.households.get((gid, address))
+        if hid is None:
+            raise _Bad("unknown_household", address=address)
+        worker = _worker(lk, cell("worker"))
+        situations = _list(cell("situation")) or ["正常"]
+        bad = [s for s in situations if s not in SITUATIONS]
+        if bad:
+            raise _Bad("bad_value", value=bad[0])
+        key = (hid, at.isoformat(), worker)
+        return key, {"draft_id": draft_key("visit", *key), "household_id": hid, "worker_id": worker, "visited_at": at,
+                     "people_met": _int(cell("people_met"), 0, MAX_PEOPLE_MET, default=1), "situations": situations,
+                     "notes": _opt(cell("notes"), 1000, "notes"), "photos": []}
+    if kind == "patrols":
+        at = _when(cell("patrolled_at"), tz)
+        gid = _grid(lk, cell("grid"))
+        name = _text(cell("shop"), 1, 100, "shop")
+        address = one_line(cell("address"))
+        candidates = [s for s in lk.shops.get((gid, name), []) if not address or s[1] == address]
+        if len(candidates) != 1:
+            raise _Bad("unknown_shop" if not candidates else "ambiguous_shop", shop=name)
+        shop_id, _addr, category = candidates[0]
+        corrected, escalated = _list(cell("corrected")), _list(cell("escalated"))
+        if set(corrected) & set(escalated) or len(set(corrected)) != len(corrected) or len(set(escalated)) != len(escalated):
+            raise _Bad("bad_value", value="; ".join(corrected + escalated))
+        if any(len(i) > 60 for i in corrected + escalated):
+            raise _Bad("bad_length", column="item", min=1, max=60)
+        outcome = OUTCOME_ALIASES.get(one_line(cell("outcome")).lower())
+        if outcome is None:
+            raise _Bad("bad_value", value=cell("outcome"))
+        if outcome != Outcome.PENDING and not escalated:
+            raise _Bad("outcome_without_escalation")
+        worker = _worker(lk, cell("worker"))
+        failed = set(corrected) | set(escalated)
+        checklist = [{"name": i.name, "weight": i.weight, "key": i.key, "passed": i.name not in failed} for i in DEFAULT_CHECKLIST.get(category, ())]
+        known = {i["name"] for i in checklist}
+        checklist += [{"name": n, "weight": 1.0, "key": False, "passed": False} for n in corrected + escalated if n not in known]
+        key = (shop_id, at.isoformat())
+        return key, {"draft_id": draft_key("patrol", *key), "shop_id": shop_id, "worker_id": worker, "patrolled_at": at, "items": checklist,
+                     "photos": [], "_corrected": corrected, "_escalated": escalated, "_outcome": outcome.value}
+    if kind == "issues":
+        number = one_line(cell("number")).upper()
+        if not 1 <= len(number) <= 12:
+            raise _Bad("missing_value" if not number else "bad_length", column="number", min=1, max=12)
+        at = _when(cell("reported_at"), tz)
+        gid = _grid(lk, cell("grid"))
+        category = one_line(cell("category"))
+        if category not in categories:
+            raise _Bad("bad_value", value=category) if category else _Bad("missing_value", column="category")
+        status = STATUS_ALIASES.get(one_line(cell("status")).lower())
+        if status is None:
+            raise _Bad("bad_value", value=cell("status"))
+        resolved_at = _when(cell("resolved_at"), tz) if cell("resolved_at").strip() else None
+        if status in (RESOLVED, CLOSED, REJECTED) and resolved_at is None:
+            raise _Bad("missing_value", column="resolved_at")
+        if resolved_at is not None and resolved_at < at:
+            raise _Bad("bad_date", value=cell("resolved_at"))
+        urgent = _bool(cell("urgent"), False)
+        return (number,), {"human_id": number, "draft_id": draft_key("issue", number), "grid_id": gid, "category": category,
+                           "description": _text(cell("description"), 1, 1000, "description"), "address": _opt(cell("address"), 200, "address"),
+                           "urgent": urgent, "status": status, "source": "import", "reporter_id": _worker(lk, cell("reporter")), "reported_at": at,
+                           "due_at": due_at_for(at, categories[category], urgent), "updated_at": resolved_at or at, "_resolved_at": resolved_at}
+    raise ValueError(kind)
+
+
+async def validate(session: AsyncSession, kind: str, headers: list[str], rows: list[list[str]], tz: ZoneInfo, default_target: float,
+                   categories: dict[str, float], progress: Progress | None = None) -> list[dict]:
+    """Clean records of every row, or ImportRefused with every problem found (nothing is written)."""
+    if kind not in KINDS:
+        raise ValueError(kind)
+    index, problems = map_headers(kind, headers)
+    if problems:
+        raise ImportRefused(problems)
+    lk = await _lookups(session, kind)
+    seen: dict[tuple, int] = {}
+    records: list[dict] = []
+    for n, raw in enumerate(rows):
+        line = n + 2
+
+        def cell(key: str, raw: list[str] = raw) -> str:
+            i = index.get(key)
+            return "" if i is None or i >= len(raw) or raw[i] is None else str(raw[i])
+
+        if not any(str(c or "").strip() for c in raw):
+            continue  # blank line
+        try:
+            key, record = _row_record(kind, cell, lk, tz, default_target, categories)
+        except _Bad as bad:
+            problems.append(Problem(line, bad.code, bad.details))
+            continue
+        if key in seen:
+            problems.append(Problem(line, "duplicate_key", {"first": seen[key]}))
+            continue
+        seen[key] = line
+        record["_row"] = line
+        records.append(record)
+        if progress is not None and n % BATCH == 0:
+            await progress(n, len(rows) * 2)
+    if problems:
+        raise ImportRefused(problems)
+    return records
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+
+def _public(record: dict) -> dict:
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+async def _bulk_insert(session: AsyncSession, table, values: list[dict], progress: Progress | None, offset: int, total: int) -> None:  # noqa: ANN001
+    conn = await session.connection()
+    for i in range(0, len(values), BATCH):
+        await conn.execute(insert(table), values[i:i + BATCH])
+        if progress is not None:
+            await progress(offset + i + len(values[i:i + BATCH]), total)
+
+
+async def _bulk_update(session: AsyncSession, table, values: list[dict]) -> None:  # noqa: ANN001
+    """UPDATE table SET ... WHERE id = :_id for each dict (which carries `_id`)."""
+    if not values:
+        return
+    columns = [k for k in values[0] if k != "_id"]
+    stmt = update(table).where(table.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
+    conn = await session.connection()
+    for i in range(0, len(values), BATCH):
+        await conn.execute(stmt, values[i:i + BATCH])
+
+
+async def write(session: AsyncSession, kind: str, records: list[dict], progress: Progress | None = None) -> ImportResult:
+    """Upsert the validated records in the caller's transaction."""
+    result = ImportResult(kind, len(records))
+    total = 2 * len(records)
+    if kind == "grids":
+        existing = {g.code: g for g in (await session.exec(select(Grid))).all()}
+        new, changed = [], []
+        for r in records:
+            g = existing.get(r["code"])
+            if g is None:
+                new.append(_public(r))
+                continue
+            values = {"name": r["name"], "community": r["community"] if r["community"] is not None else g.community,
+                      "target_coverage": r["target_coverage"] if r["_target_given"] else g.target_coverage}
+            if (g.name, g.community, g.target_coverage) != (values["name"], values["community"], values["target_coverage"]):
+                changed.append({"_id": g.id, **values})
+        await _finish(session, Grid.__table__, new, changed, result, progress, total)
+    elif kind in ("households", "shops"):
+        model = Household if kind == "households" else Shop
+        keyf = (lambda o: (o.grid_id, o.address)) if kind == "households" else (lambda o: (o.grid_id, o.name, o.address))
+        fields = [k for k in _public(records[0]) if k not in ("grid_id", "address", "name")] if records else []
+        existing = {}
+        for o in (await session.exec(select(model))).all():
+            existing[keyf(o)] = (o.id, {f: getattr(o, f) for f in fields})
+        new, changed = [], []
+        for r in records:
+            key = (r["grid_id"], r["address"]) if kind == "households" else (r["grid_id"], r["name"], r["address"])
+            found = existing.get(key)
+            if found is None:
+                new.append(_public(r))
+                continue
+            values = {f: r[f] for f in fields}
+            if kind == "households" and not r.get("tags") and found[1].get("tags"):
+                values["tags"] = found[1]["tags"]
+            for f in ("head_name", "head_phone", "licence_no", "contact"):
+                if f in values and values[f] is None:
+                    values[f] = found[1].get(f)  # an empty cell keeps what is known
+            if values != found[1]:
+                changed.append({"_id": found[0], **values})
+        await _finish(session, model.__table__, new, changed, result, progress, total)
+    elif kind == "workers":
+        users = {u.telegram_id: u for u in (await session.exec(select(User))).all()}
+        links: dict[int, list[int]] = {}
+        for uid, gid in (await session.exec(select(UserGrid.user_id, UserGrid.grid_id).order_by(UserGrid.grid_id))).all():
+            links.setdefault(uid, []).append(gid)
+        for r in records:
+            u = users.get(r["telegram_id"])
+            if u is None:
+                u = User(telegram_id=r["telegram_id"], display_name=r["display_name"], phone=r["phone"], role=r["role"])
+                session.add(u)
+                await session.flush()
+                session.add_all([UserGrid(user_id=u.id, grid_id=g) for g in r["grid_ids"]])
+                result.created += 1
+                continue
+            phone = r["phone"] if r["phone"] is not None else u.phone
+            if (u.display_name, u.phone, u.role, links.get(u.id, [])) == (r["display_name"], phone, r["role"], r["grid_ids"]):
+                result.unchanged += 1
+                continue
+            u.display_name, u.phone, u.role = r["display_name"], phone, r["role"]
+            session.add(u)
+            if links.get(u.id, []) != r["grid_ids"]:
+                await (await session.connection()).execute(UserGrid.__table__.delete().where(UserGrid.__table__.c.user_id == u.id))
+                session.add_all([UserGrid(user_id=u.id, grid_id=g) for g in r["grid_ids"]])
+            result.updated += 1
+        await session.flush()
+    else:
+        model = {"visits": Visit, "patrols": Patrol, "issues": Issue}[kind]
+        keys = [r["draft_id"] for r in records]
+        existing: set[str] = set()
+        for i in range(0, len(keys), BATCH):
+            existing |= set((await session.exec(select(model.draft_id).where(col(model.draft_id).in_(keys[i:i + BATCH])))).all())
+        fresh = [r for r in records if r["draft_id"] not in existing]
+        result.unchanged = len(records) - len(fresh)
+        if kind == "issues":
+            numbers = [r["human_id"] for r in fresh]
+            taken: set[str] = set()
+            for i in range(0, len(numbers), BATCH):
+                taken |= set((await session.exec(select(Issue.human_id).where(col(Issue.human_id).in_(numbers[i:i + BATCH])))).all())
+            if taken:
+                rows = {r["human_id"]: r["_row"] for r in fresh}
+                raise ImportRefused([Problem(rows[n], "duplicate_key", {"first": n}) for n in sorted(taken, key=lambda n: rows[n])])
+        await _bulk_insert(session, model.__table__, [_public(r) for r in fresh], progress, len(records), total)
+        result.created = len(fresh)
+        if fresh and kind != "visits":
+            await _children(session, kind, fresh)
+    return result
+
+
+async def _finish(session: AsyncSession, table, new: list[dict], changed: list[dict], result: ImportResult, progress: Progress | None, total: int) -> None:  # noqa: ANN001
+    await _bulk_insert(session, table, new, progress, total // 2, total)
+    await _bulk_update(session, table, changed)
+    result.created, result.updated = len(new), len(changed)
+    result.unchanged = result.rows - len(new) - len(changed)
+    if progress is not None:
+        await progress(total, total)
+
+
+async def _children(session: AsyncSession, kind: str, fresh: list[dict]) -> None:
+    """Findings of imported patrols; the events of imported issues."""
+    model = Patrol if kind == "patrols" else Issue
+    keys = [r["draft_id"] for r in fresh]
+    ids: dict[str, int] = {}
+    for i in range(0, len(keys), BATCH):
+        ids.update(dict((await session.exec(select(model.draft_id, model.id).where(col(model.draft_id).in_(keys[i:i + BATCH])))).all()))
+    rows: list[dict] = []
+    if kind == "patrols":
+        for r in fresh:
+            pid = ids[r["draft_id"]]
+            rows += [{"patrol_id": pid, "item": n, "weight": 1.0, "key": False, "disposition": Disposition.CORRECTED.value, "note": None,
+                      "outcome": None, "outcome_by": None, "outcome_at": None} for n in r["_corrected"]]
+            rows += [{"patrol_id": pid, "item": n, "weight": 1.0, "key": False, "disposition": Disposition.ESCALATED.value, "note": None,
+                      "outcome": r["_outcome"], "outcome_by": None, "outcome_at": None} for n in r["_escalated"]]
+        await _bulk_insert(session, Finding.__table__, rows, None, 0, 0)
+        return
+    for r in fresh:
+        iid, who, at, done = ids[r["draft_id"]], r["reporter_id"], r["reported_at"], r["_resolved_at"]
+        base = {"issue_id": iid, "actor_id": who, "assignee_id": None, "note": "imported", "draft_id": None}
+        rows.append({**base, "at": at, "action": "submit", "from_status": None, "to_status": REPORTED})
+        if r["status"] in (RESOLVED, CLOSED):
+            rows.append({**base, "at": done, "action": "resolve", "from_status": REPORTED, "to_status": RESOLVED})
+        if r["status"] == CLOSED:
+            rows.append({**base, "at": done, "action": "verify", "from_status": RESOLVED, "to_status": CLOSED})
+        if r["status"] == REJECTED:
+            rows.append({**base, "at": done, "action": "reject", "from_status": REPORTED, "to_status": REJECTED})
+    await _bulk_insert(session, IssueEvent.__table__, rows, None, 0, 0)
+
+
+async def run_import(session: AsyncSession, kind: str, headers: list[str], rows: list[list[str]], tz: ZoneInfo, default_target: float,
+                     categories: dict[str, float], progress: Progress | None = None) -> ImportResult:
+    """Validate then write, all in the caller's transaction (ImportRefused: nothing written)."""
+    records = await validate(session, kind, headers, rows, tz, default_target, categories, progress)
+    return await write(session, kind, records, progress)
+
