@@ -123,6 +123,7 @@ ACTION_LABELS = {
     "submit": N_("reported it"), "resolve_on_spot": N_("resolved it on the spot"), "assign": N_("assigned it to {name}"),
     "reject": N_("rejected it"), "start": N_("started work"), "resolve": N_("resolved it"), "hand_back": N_("handed it back"),
     "verify": N_("verified and closed it"), "reopen": N_("reopened it"), "attach": N_("added a report of the same problem"),
+    "void": N_("voided it (left out of every figure and list)"),
 }
 ACTION_NAMES = {
     "submit": N_("submit"), "resolve_on_spot": N_("resolve on the spot"), "assign": N_("assign"), "reject": N_("reject"),
@@ -131,6 +132,7 @@ ACTION_NAMES = {
 }
 RULE_MESSAGES = {
     "not_found": N_("That issue does not exist."),
+    "voided": N_("That issue has been voided; nothing more can be done with it."),
     "wrong_grid": N_("That issue belongs to another grid; you cannot act on it."),
     "not_your_role": N_("Your role cannot {action} an issue."),
     "not_assignee": N_("Only the person the issue is assigned to can do that."),
@@ -957,10 +959,12 @@ async def issue_command(update: Update, context: GridContext) -> None:
         await reply(update, context, context._("No issue {ref} in your grids.").format(ref=esc(ref)))
         return
     lines = [card(context, context._, issue), "", context._("🕘 <b>History</b>")]
+    if issue.voided_at is not None:
+        lines.insert(1, context._("🗑 Voided: left out of every figure and list."))
     for e in history[-30:]:
         what = context._(ACTION_LABELS.get(e.action, e.action)).format(name=esc(e.assignee_name or "?"))
         line = f"{_when(context, e.at)} · {esc(e.actor_name or '?')} · {what}"
-        if e.action != "attach":
+        if e.action not in ("attach", "void"):
             line += f" ({status_label(context._, e.from_status or 'new')} → {status_label(context._, e.to_status)})"
         if e.photos:
             line += " · " + context._("📷 {n}").format(n=e.photos)

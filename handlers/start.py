@@ -49,6 +49,8 @@ COMMANDS: list[tuple[str, str, tuple[Role, ...]]] = [
     ("report", N_("report a problem in your grid (an issue)"), (Role.WORKER,)),
     ("tasks", N_("issues waiting for you: to do, to dispatch, to verify"), ALL),
     ("issue", N_("an issue and its history: /issue 2605-0042"), ALL),
+    ("void", N_("void a saved record with a reason: /void visit|patrol|issue ID REASON"), ALL),
+    ("correct", N_("correct a saved record: /correct visit ID people|situation|notes VALUE -- REASON"), ALL),
     ("due", N_("households to visit next, care households due first"), (Role.WORKER, Role.SUPERVISOR)),
     ("outbox", N_("reminders and digests waiting or failed"), (Role.ADMIN,)),
     ("digest_now", N_("this week's digest now, to you only: /digest_now [GRID]"), (Role.ADMIN,)),

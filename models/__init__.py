@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 from models import (
     audit,  # noqa: F401  (audit_log: exports, imports, user changes)
+    corrections,  # noqa: F401  (correction: the trail of corrected and voided records)
     issues,  # noqa: F401, E402  (issue reports: issue, issue_event, issue_photo)
     outbox,  # noqa: F401  (reminders and digests to send: outbox)
     patrols,  # noqa: F401, E402  (food-safety patrols: shop, patrol, finding, rectification, finding_event)

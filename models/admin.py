@@ -133,7 +133,8 @@ async def deactivate(session: AsyncSession, actor: Member, target: Member, note:
     if not target.active:
         raise RuleError("already_inactive", user=target.display_name or str(target.telegram_id))
     open_ids = (await session.exec(
-        select(Issue.id, Issue.status).where(Issue.assignee_id == target.id, col(Issue.status).in_((ASSIGNED, IN_PROGRESS))).order_by(Issue.id)
+        select(Issue.id, Issue.status).where(Issue.assignee_id == target.id, col(Issue.status).in_((ASSIGNED, IN_PROGRESS)),
+                                             col(Issue.voided_at).is_(None)).order_by(Issue.id)
     )).all()
     out = []
     for issue_id, status in open_ids:
@@ -195,7 +196,7 @@ async def overdue_issues(session: AsyncSession, grid_ids: list[int], at: datetim
     """Open issues of `grid_ids` past their due time, most overdue first, and how many there are."""
     if not grid_ids:
         return [], 0
-    where = [col(Issue.grid_id).in_(grid_ids), col(Issue.status).in_(OPEN_STATUSES), Issue.due_at < at]
+    where = [col(Issue.grid_id).in_(grid_ids), col(Issue.status).in_(OPEN_STATUSES), Issue.due_at < at, col(Issue.voided_at).is_(None)]
     total = (await session.exec(select(func.count()).select_from(Issue).where(*where))).one()
     return await _views(session, where, [Issue.due_at, Issue.id], limit), int(total)
 
@@ -225,7 +226,8 @@ async def visit_rows(session: AsyncSession, grid_ids: list[int], period: Period,
         select(Visit, Household, Grid.code, User.display_name)
         .join(Household, col(Household.id) == Visit.household_id).join(Grid, col(Grid.id) == Household.grid_id)
         .join(User, col(User.id) == Visit.worker_id)
-        .where(col(Household.grid_id).in_(grid_ids), Visit.visited_at >= period.start, Visit.visited_at < period.end)
+        .where(col(Household.grid_id).in_(grid_ids), Visit.visited_at >= period.start, Visit.visited_at < period.end,
+               col(Visit.voided_at).is_(None))
         .order_by(Visit.visited_at, Visit.id)
     )
     return [
@@ -241,7 +243,8 @@ async def patrol_rows(session: AsyncSession, grid_ids: list[int], period: Period
     rows = (await session.exec(
         select(Patrol, Shop, Grid.code, User.display_name)
         .join(Shop, col(Shop.id) == Patrol.shop_id).join(Grid, col(Grid.id) == Shop.grid_id).join(User, col(User.id) == Patrol.worker_id)
-        .where(col(Shop.grid_id).in_(grid_ids), Patrol.patrolled_at >= period.start, Patrol.patrolled_at < period.end)
+        .where(col(Shop.grid_id).in_(grid_ids), Patrol.patrolled_at >= period.start, Patrol.patrolled_at < period.end,
+               col(Patrol.voided_at).is_(None))
         .order_by(Patrol.patrolled_at, Patrol.id)
     )).all()
     findings: dict[int, list[Finding]] = {}
@@ -261,7 +264,8 @@ async def patrol_rows(session: AsyncSession, grid_ids: list[int], period: Period
 async def issue_rows(session: AsyncSession, grid_ids: list[int], period: Period, tz: ZoneInfo, mask: bool) -> tuple[list[tuple], list[tuple]]:
     """Issues reported in the period, and their events."""
     name, _phone = _maskers(mask)
-    views = await _views(session, [col(Issue.grid_id).in_(grid_ids), Issue.reported_at >= period.start, Issue.reported_at < period.end],
+    views = await _views(session, [col(Issue.grid_id).in_(grid_ids), Issue.reported_at >= period.start, Issue.reported_at < period.end,
+                                    col(Issue.voided_at).is_(None)],
                          [Issue.reported_at, Issue.id])
     issues = [
         (v.human_id, _local(v.reported_at, tz), v.grid_code, v.category, v.description, v.address or "", "是" if v.urgent else "", v.status,

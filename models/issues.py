@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import clock
 from models.errors import RuleError
-from models.tables import Grid, Household, Role, User, UserGrid, Visit
+from models.tables import Grid, Household, Role, User, UserGrid, Visit, utc_field
 from models.text import clean_text, mask_id_numbers, one_line
 from models.types import UTCDateTime
 from models.users import Member, get_member
@@ -137,6 +137,10 @@ class Issue(SQLModel, table=True):
     reported_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     due_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # Corrections (models/corrections.py): a voided issue keeps its status and leaves every figure and list.
+    voided_at: datetime | None = utc_field(default=None, nullable=True)
+    voided_by: int | None = Field(default=None, foreign_key="app_user.id")
+    void_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class IssueEvent(SQLModel, table=True):
@@ -168,6 +172,9 @@ class IssuePhoto(SQLModel, table=True):
     sha256: str = Field(max_length=64)
 
 
+NOT_VOIDED = col(Issue.voided_at).is_(None)  # voided issues (models/corrections.py) leave every list and figure
+
+
 # -- plain values handlers see ------------------------------------------------------------------
 
 
@@ -193,6 +200,7 @@ class IssueView:
     reported_at: datetime
     due_at: datetime
     photos: int
+    voided_at: datetime | None = None  # voided (models/corrections.py): no longer acted on or counted
 
     def overdue(self, at: datetime) -> bool:
         return self.status not in (*DONE_STATUSES, REJECTED) and self.due_at < at
@@ -295,7 +303,7 @@ async def _views(session: AsyncSession, where: list, order: list | None = None, 
     rows = (await session.exec(query)).all()
     return [
         IssueView(i.id, i.human_id, i.grid_id, code, name, i.category, i.description, i.address, i.latitude, i.longitude, i.urgent,
-                  i.status, i.reporter_id, rname, rtid, i.assignee_id, aname, i.reported_at, i.due_at, int(n))
+                  i.status, i.reporter_id, rname, rtid, i.assignee_id, aname, i.reported_at, i.due_at, int(n), i.voided_at)
         for i, code, name, rname, rtid, aname, n in rows
     ]
 
@@ -340,7 +348,7 @@ def may_view(issue: IssueView, member: Member) -> bool:
 
 async def open_tasks(session: AsyncSession, member: Member, limit: int = 20) -> list[IssueView]:
     """Issues assigned to `member` that are still to do, most urgent deadline first."""
-    return await _views(session, [Issue.assignee_id == member.id, col(Issue.status).in_((ASSIGNED, IN_PROGRESS))],
+    return await _views(session, [Issue.assignee_id == member.id, col(Issue.status).in_((ASSIGNED, IN_PROGRESS)), NOT_VOIDED],
                         [Issue.due_at, Issue.id], limit)
 
 
@@ -348,7 +356,7 @@ async def supervisor_queue(session: AsyncSession, member: Member, limit: int = 2
     """Issues waiting for a supervisor of `member`'s grids: to dispatch (reported, reopened) or to verify (resolved)."""
     if member.role == Role.WORKER:
         return []
-    where = [col(Issue.status).in_((REPORTED, REOPENED, RESOLVED))]
+    where = [col(Issue.status).in_((REPORTED, REOPENED, RESOLVED)), NOT_VOIDED]
     if not member.is_admin:
         where.append(col(Issue.grid_id).in_(list(member.grid_ids)))
     return await _views(session, where, [Issue.due_at, Issue.id], limit)
@@ -394,6 +402,8 @@ def check(issue: Issue | IssueView, action: str, actor: Member, expected_status:
         raise RuleError("not_allowed", action=action, status=issue.status)
     if not actor.active:
         raise RuleError("not_your_role", action=action)
+    if issue.voided_at is not None:
+        raise RuleError("voided")
     if not _in_grid(actor, issue.grid_id) and actor.id != issue.assignee_id:
         raise RuleError("wrong_grid")
     if expected_status is not None and expected_status != issue.status:
@@ -481,7 +491,7 @@ async def transition(
         values["assignee_id"] = assignee_id
     elif action in ("hand_back", "reopen"):
         values["assignee_id"] = None  # back to the dispatch queue
-    conditions = [col(Issue.id) == issue_id, col(Issue.status) == issue.status]
+    conditions = [col(Issue.id) == issue_id, col(Issue.status) == issue.status, NOT_VOIDED]
     if rule.who == ASSIGNEE:
         conditions.append(col(Issue.assignee_id) == actor.id)
     from_status = issue.status
@@ -601,7 +611,7 @@ async def nearby_open_issues(
     dlat = math.degrees(radius_m / EARTH_RADIUS_M) * 1.01
     dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
     views = await _views(session, [
-        Issue.category == category, col(Issue.status).in_(OPEN_STATUSES), col(Issue.grid_id).in_(list(grid_ids)),
+        Issue.category == category, col(Issue.status).in_(OPEN_STATUSES), col(Issue.grid_id).in_(list(grid_ids)), NOT_VOIDED,
         col(Issue.latitude).between(lat - dlat, lat + dlat), col(Issue.longitude).between(lon - dlon, lon + dlon),
     ])
     near = [(v, haversine_m(lat, lon, v.latitude, v.longitude)) for v in views if v.latitude is not None and v.longitude is not None]
@@ -624,7 +634,7 @@ async def attach_to_issue(
     if issue is None:
         raise RuleError("not_found")
     check_reporter(actor, issue.grid_id, ATTACH)
-    if issue.status not in OPEN_STATUSES:
+    if issue.status not in OPEN_STATUSES or issue.voided_at is not None:
         raise RuleError("not_open", status=issue.status)
     try:
         async with session.begin_nested():

@@ -96,6 +96,10 @@ class Patrol(SQLModel, table=True):
     items: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     photos: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = created_field()
+    # Corrections (models/corrections.py): a voided patrol and its findings leave every figure.
+    voided_at: datetime | None = utc_field(default=None, nullable=True)
+    voided_by: int | None = Field(default=None, foreign_key="app_user.id")
+    void_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Finding(SQLModel, table=True):
@@ -425,7 +429,9 @@ async def _reinspect(session: AsyncSession, shop_id: int, patrol: Patrol) -> lis
     orders = (
         await session.exec(
             select(Rectification, Finding).join(Finding, col(Finding.id) == Rectification.finding_id)
-            .where(Rectification.shop_id == shop_id, Rectification.status == OrderStatus.OPEN.value, Finding.patrol_id != patrol.id)
+            .join(Patrol, col(Patrol.id) == Finding.patrol_id)
+            .where(Rectification.shop_id == shop_id, Rectification.status == OrderStatus.OPEN.value, Finding.patrol_id != patrol.id,
+                   col(Patrol.voided_at).is_(None))
             .order_by(Rectification.id)
         )
     ).all()
@@ -631,7 +637,8 @@ async def due_reinspections(session: AsyncSession, at: datetime, tz: ZoneInfo) -
         select(Rectification, Finding.item, Patrol.worker_id, Shop, Grid.code)
         .join(Finding, col(Finding.id) == Rectification.finding_id).join(Patrol, col(Patrol.id) == Finding.patrol_id)
         .join(Shop, col(Shop.id) == Rectification.shop_id).join(Grid, col(Grid.id) == Shop.grid_id)
-        .where(Rectification.status == OrderStatus.OPEN.value, col(Rectification.reminded_at).is_(None), Rectification.deadline < tomorrow)
+        .where(Rectification.status == OrderStatus.OPEN.value, col(Rectification.reminded_at).is_(None), Rectification.deadline < tomorrow,
+               col(Patrol.voided_at).is_(None))
         .order_by(Rectification.deadline, Rectification.id)
     )
     return [DueReinspection(o.id, _shop_row(shop, code), item, o.deadline, worker_id) for o, item, worker_id, shop, code in rows.all()]
@@ -678,7 +685,8 @@ async def shop_card(session: AsyncSession, shop_id: int, grid_ids: list[int], la
         return None
     rows = (
         await session.exec(
-            select(Patrol, User.display_name).join(User, col(User.id) == Patrol.worker_id).where(Patrol.shop_id == shop_id)
+            select(Patrol, User.display_name).join(User, col(User.id) == Patrol.worker_id)
+            .where(Patrol.shop_id == shop_id, col(Patrol.voided_at).is_(None))
             .order_by(col(Patrol.patrolled_at).desc(), col(Patrol.id).desc()).limit(last)
         )
     ).all()
@@ -687,7 +695,9 @@ async def shop_card(session: AsyncSession, shop_id: int, grid_ids: list[int], la
     orders = (
         await session.exec(
             select(Finding.item, Rectification.deadline).join(Finding, col(Finding.id) == Rectification.finding_id)
-            .where(Rectification.shop_id == shop_id, Rectification.status == OrderStatus.OPEN.value).order_by(Rectification.deadline)
+            .join(Patrol, col(Patrol.id) == Finding.patrol_id)
+            .where(Rectification.shop_id == shop_id, Rectification.status == OrderStatus.OPEN.value, col(Patrol.voided_at).is_(None))
+            .order_by(Rectification.deadline)
         )
     ).all()
     return ShopCard(shop, risk_level(patrols[0].items) if patrols else None, patrols, [(i, d) for i, d in orders])

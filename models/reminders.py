@@ -227,7 +227,8 @@ async def households_to_visit(
     if not grid_ids:
         return {}
     care_days = CARE_VISIT_DAYS if care_days is None else care_days
-    last = select(Visit.household_id, func.max(Visit.visited_at).label("last")).where(Visit.visited_at <= at).group_by(Visit.household_id).subquery()
+    last = select(Visit.household_id, func.max(Visit.visited_at).label("last")).where(Visit.visited_at <= at, col(Visit.voided_at).is_(None))
+    last = last.group_by(Visit.household_id).subquery()
     rows = await session.exec(
         select(Household.id, Household.grid_id, Household.address, Household.head_name, Household.tags, last.c.last)
         .outerjoin(last, last.c.household_id == Household.id)
@@ -257,7 +258,7 @@ async def half_year_visits_by_worker(session: AsyncSession, worker_ids: list[int
     if not worker_ids:
         return {}
     rows = await session.exec(select(Visit.worker_id, func.count()).where(col(Visit.worker_id).in_(worker_ids), Visit.visited_at >= start,
-                                                                       Visit.visited_at < end).group_by(Visit.worker_id))
+                                                                       Visit.visited_at < end, col(Visit.voided_at).is_(None)).group_by(Visit.worker_id))
     return {w: int(n) for w, n in rows.all()}
 
 
@@ -268,7 +269,8 @@ async def open_issues_due_by(session: AsyncSession, before: datetime):  # noqa: 
     """Open issues (not resolved, closed or rejected) whose due time is before `before`, by due time."""
     from models.issues import DONE_STATUSES, REJECTED, Issue, _views
 
-    return await _views(session, [col(Issue.status).not_in((*DONE_STATUSES, REJECTED)), Issue.due_at < before], [Issue.due_at, Issue.id])
+    return await _views(session, [col(Issue.status).not_in((*DONE_STATUSES, REJECTED)), Issue.due_at < before,
+                                  col(Issue.voided_at).is_(None)], [Issue.due_at, Issue.id])
 
 
 @dataclass(frozen=True)
@@ -282,12 +284,14 @@ class OverdueOrder:
 
 async def overdue_orders(session: AsyncSession, at: datetime, tz: ZoneInfo) -> list[OverdueOrder]:
     """Open rectification orders whose re-inspection day is over (deadline day before today)."""
-    from models.patrols import Finding, OrderStatus, Rectification, Shop, local_day_start
+    from models.patrols import Finding, OrderStatus, Patrol, Rectification, Shop, local_day_start
 
     today = local_day_start(at, tz)
     rows = await session.exec(
         select(Rectification.id, Shop.grid_id, Shop.name, Finding.item, Rectification.deadline)
         .join(Finding, col(Finding.id) == Rectification.finding_id).join(Shop, col(Shop.id) == Rectification.shop_id)
-        .where(Rectification.status == OrderStatus.OPEN.value, Rectification.deadline < today).order_by(Rectification.deadline, Rectification.id)
+        .join(Patrol, col(Patrol.id) == Finding.patrol_id)
+        .where(Rectification.status == OrderStatus.OPEN.value, Rectification.deadline < today, col(Patrol.voided_at).is_(None))
+        .order_by(Rectification.deadline, Rectification.id)
     )
     return [OverdueOrder(*r) for r in rows.all()]

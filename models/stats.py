@@ -15,6 +15,9 @@ from models import periods
 from models.periods import Period
 from models.tables import Grid, Household, Visit
 
+# Voided records (models/corrections.py) stay in the database and are left out of every figure.
+NOT_VOIDED_VISIT = col(Visit.voided_at).is_(None)
+
 
 @dataclass(frozen=True)
 class GridCoverage:
@@ -51,7 +54,7 @@ class GridCoverage:
 
 
 async def visit_count(session: AsyncSession, period: Period, worker_id: int | None = None) -> int:
-    query = select(func.count()).select_from(Visit).where(Visit.visited_at >= period.start, Visit.visited_at < period.end)
+    query = select(func.count()).select_from(Visit).where(Visit.visited_at >= period.start, Visit.visited_at < period.end, NOT_VOIDED_VISIT)
     if worker_id is not None:
         query = query.where(Visit.worker_id == worker_id)
     return (await session.exec(query)).one()
@@ -68,7 +71,7 @@ async def worker_visit_counts(session: AsyncSession, worker_id: int, periods_: l
     ]
     row = (
         await session.exec(
-            select(*columns).where(Visit.worker_id == worker_id, Visit.visited_at >= earliest, Visit.visited_at < latest)
+            select(*columns).where(Visit.worker_id == worker_id, Visit.visited_at >= earliest, Visit.visited_at < latest, NOT_VOIDED_VISIT)
         )
     ).one()
     return {p.label: int(v) for p, v in zip(periods_, row, strict=True)}
@@ -96,6 +99,7 @@ async def grid_coverage(session: AsyncSession, grid_ids: list[int], period: Peri
             col(Household.active).is_(True),
             Visit.visited_at >= period.start,
             Visit.visited_at < period.end,
+            NOT_VOIDED_VISIT,
         )
         .group_by(Household.grid_id)
         .subquery()
@@ -182,7 +186,7 @@ async def issue_figures(
     """
     from models.issues import DONE_STATUSES, REJECTED, RESOLVED, Issue, IssueEvent
 
-    conditions = [Issue.reported_at >= period.start, Issue.reported_at < period.end, Issue.reported_at <= at]
+    conditions = [Issue.reported_at >= period.start, Issue.reported_at < period.end, Issue.reported_at <= at, col(Issue.voided_at).is_(None)]
     if grid_ids is not None:
         conditions.append(col(Issue.grid_id).in_(grid_ids))
     # For some grids, only the events of their issues are ranked (bench/: ranking every event of the
@@ -264,6 +268,8 @@ async def issue_figures(
 
 from models.patrols import Disposition, Finding, OrderStatus, Outcome, Patrol, Rectification, Shop, local_day_start  # noqa: E402
 
+NOT_VOIDED_PATROL = col(Patrol.voided_at).is_(None)  # a voided patrol's findings and orders go with it
+
 
 @dataclass(frozen=True)
 class GridPatrolFigures:
@@ -291,7 +297,7 @@ async def patrol_figures(session: AsyncSession, grid_ids: list[int], period: Per
     """Patrol figures of each grid over `period`; order states (open, overdue) as of `at`."""
     if not grid_ids:
         return []
-    in_period = (col(Shop.grid_id).in_(grid_ids), Patrol.patrolled_at >= period.start, Patrol.patrolled_at < period.end)
+    in_period = (col(Shop.grid_id).in_(grid_ids), Patrol.patrolled_at >= period.start, Patrol.patrolled_at < period.end, NOT_VOIDED_PATROL)
     registered = (
         select(Shop.grid_id, func.count().label("n")).where(col(Shop.grid_id).in_(grid_ids), col(Shop.active).is_(True))
         .group_by(Shop.grid_id).subquery()
@@ -354,7 +360,8 @@ async def worker_patrol_counts(session: AsyncSession, worker_id: int, periods_: 
         for p in periods_
     ]
     row = (
-        await session.exec(select(*columns).where(Patrol.worker_id == worker_id, Patrol.patrolled_at >= earliest, Patrol.patrolled_at < latest))
+        await session.exec(select(*columns).where(Patrol.worker_id == worker_id, Patrol.patrolled_at >= earliest, Patrol.patrolled_at < latest,
+                                                NOT_VOIDED_PATROL))
     ).one()
     return {p.label: int(v) for p, v in zip(periods_, row, strict=True)}
 
@@ -478,7 +485,7 @@ async def worker_activity(session: AsyncSession, grid_ids: list[int], period: Pe
 
     async def counts(model, who, when) -> dict[int, tuple[int, datetime | None]]:  # noqa: ANN001
         in_period = func.coalesce(func.sum(case((and_(when >= period.start, when < period.end), 1), else_=0)), 0)
-        rows = await session.exec(select(who, in_period, func.max(when)).where(col(who).in_(ids)).group_by(who))
+        rows = await session.exec(select(who, in_period, func.max(when)).where(col(who).in_(ids), col(model.voided_at).is_(None)).group_by(who))
         return {uid: (int(n), last) for uid, n, last in rows.all()}
 
     v = await counts(Visit, Visit.worker_id, Visit.visited_at)
@@ -513,7 +520,8 @@ async def weekly_visits_by_grid(session: AsyncSession, grid_ids: list[int], week
     columns = [func.coalesce(func.sum(case((and_(Visit.visited_at >= w.start, Visit.visited_at < w.end), 1), else_=0)), 0) for w in weeks]
     rows = await session.exec(
         select(Household.grid_id, *columns).join(Household, col(Household.id) == Visit.household_id)
-        .where(col(Household.grid_id).in_(grid_ids), Visit.visited_at >= min(w.start for w in weeks), Visit.visited_at < max(w.end for w in weeks))
+        .where(col(Household.grid_id).in_(grid_ids), Visit.visited_at >= min(w.start for w in weeks), Visit.visited_at < max(w.end for w in weeks),
+               NOT_VOIDED_VISIT)
         .group_by(Household.grid_id)
     )
     out = {gid: [0] * len(weeks) for gid in grid_ids}
@@ -538,9 +546,10 @@ async def idle_workers(session: AsyncSession, grid_ids: list[int], period: Perio
 
     if not grid_ids:
         return {}
-    visited = select(Visit.worker_id.label("uid")).where(Visit.visited_at >= period.start, Visit.visited_at < period.end)
-    patrolled = select(Patrol.worker_id.label("uid")).where(Patrol.patrolled_at >= period.start, Patrol.patrolled_at < period.end)
-    reported = select(Issue.reporter_id.label("uid")).where(Issue.reported_at >= period.start, Issue.reported_at < period.end)
+    visited = select(Visit.worker_id.label("uid")).where(Visit.visited_at >= period.start, Visit.visited_at < period.end, NOT_VOIDED_VISIT)
+    patrolled = select(Patrol.worker_id.label("uid")).where(Patrol.patrolled_at >= period.start, Patrol.patrolled_at < period.end, NOT_VOIDED_PATROL)
+    reported = select(Issue.reporter_id.label("uid")).where(Issue.reported_at >= period.start, Issue.reported_at < period.end,
+                                                   col(Issue.voided_at).is_(None))
     active = visited.union(patrolled, reported).subquery()
     rows = await session.exec(
         select(UserGrid.grid_id, User.display_name, User.id).join(User, col(User.id) == UserGrid.user_id)

@@ -104,6 +104,10 @@ class Visit(SQLModel, table=True):
     latitude: float | None = None
     longitude: float | None = None
     created_at: datetime = created_field()
+    # Corrections (models/corrections.py): a voided visit stays, and every figure leaves it out.
+    voided_at: datetime | None = utc_field(default=None, nullable=True)
+    voided_by: int | None = Field(default=None, foreign_key="app_user.id")
+    void_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class PersistedState(SQLModel, table=True):

@@ -35,6 +35,7 @@ class GPatrol:
     shop_id: int
     worker_id: int
     at: datetime
+    voided: bool = False  # voided by a correction: left out of every figure
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,11 @@ async def _people(db: Database, grids: int, workers: int, first_telegram_id: int
 
 
 async def generate(db: Database, seed: int = 20260520, shops: int = 40, patrols: int = 180, grids: int = 3, workers: int = 5,
-                   start: datetime | None = None, end: datetime | None = None) -> Generated:
+                   start: datetime | None = None, end: datetime | None = None, voided: float = 0.0) -> Generated:
     """Shops, patrols, findings with every disposition and outcome, and rectification orders in every state."""
     start, end = start or local(2025, 9, 1), end or local(2026, 5, 20, 10, 0)
     rng = random.Random(seed)
+    void_rng = random.Random(seed + 1)  # its own stream: `voided` changes no other generated value
     grid_ids, worker_ids = await _people(db, grids, workers)
     out = Generated(grid_ids, worker_ids)
     span = (end - start).total_seconds()
@@ -102,9 +104,11 @@ async def generate(db: Database, seed: int = 20260520, shops: int = 40, patrols:
             checklist = DEFAULT_CHECKLIST[shop.category]
             items = [{"name": i.name, "weight": i.weight, "key": i.key, "passed": rng.random() > 0.2} for i in checklist]
             patrol = Patrol(draft_id=uuid.uuid4().hex, shop_id=shop.id, worker_id=rng.choice(worker_ids), patrolled_at=at, items=items)
+            if voided and void_rng.random() < voided:
+                patrol.voided_at, patrol.void_reason = at + timedelta(hours=1), "generated: voided"
             s.add(patrol)
             await s.flush()
-            out.patrols.append(GPatrol(patrol.id, shop.id, patrol.worker_id, at))
+            out.patrols.append(GPatrol(patrol.id, shop.id, patrol.worker_id, at, patrol.voided_at is not None))
             for item in items:
                 if item["passed"]:
                     continue

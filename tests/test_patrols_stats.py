@@ -19,7 +19,7 @@ PERIODS = ["2026H1", "2025H2", "2026Q2", "2026-05", "2026-04", "2026-W21", "2026
 def expected(g: Generated, grid_id: int, period: periods.Period) -> dict:
     """Every figure counted in plain Python from the generated objects."""
     shop_grid = {s.id: s.grid_id for s in g.shops}
-    patrols = {p.id: p for p in g.patrols if shop_grid[p.shop_id] == grid_id and period.start <= p.at < period.end}
+    patrols = {p.id: p for p in g.patrols if shop_grid[p.shop_id] == grid_id and period.start <= p.at < period.end and not p.voided}
     findings = [f for f in g.findings if f.patrol_id in patrols]
     findings_by_id = {f.id: f for f in findings}
 
@@ -50,7 +50,8 @@ def as_dict(f: stats.GridPatrolFigures) -> dict:
 
 @pytest.mark.parametrize("seed", [1, 20260520])
 async def test_every_patrol_figure_equals_an_independent_count(db, seed):
-    g = await generate(db, seed=seed)
+    g = await generate(db, seed=seed, voided=0.1)  # voided patrols (corrections) and their findings count nowhere
+    assert any(p.voided for p in g.patrols)
     # The data set exercises every figure (a test that cannot fail proves nothing).
     assert {f.outcome for f in g.findings} >= {None, "pending", "rectify_on_site", "fined", "suspended"}
     assert {o.status for o in g.orders} == {"open", "closed", "void"}
@@ -69,13 +70,14 @@ async def test_every_patrol_figure_equals_an_independent_count(db, seed):
 
 
 async def test_worker_patrol_counts_equal_an_independent_count(db):
-    g = await generate(db, seed=3)
+    g = await generate(db, seed=3, voided=0.1)
+    assert any(p.voided for p in g.patrols)
     labels = ["2026-W21", "2026-05", "2026H1", "2025H2"]
     ps = [periods.parse(x, SH) for x in labels]
     async with db.session() as s:
         for worker in g.worker_ids:
             got = await stats.worker_patrol_counts(s, worker, ps)
-            want = {p.label: sum(1 for x in g.patrols if x.worker_id == worker and p.start <= x.at < p.end) for p in ps}
+            want = {p.label: sum(1 for x in g.patrols if x.worker_id == worker and p.start <= x.at < p.end and not x.voided) for p in ps}
             assert got == want
 
 
