@@ -12,6 +12,7 @@ from bot.i18n import N_
 from models.importer import Problem
 
 MAX_ROWS = 200_000
+NOT_ACCEPTED = N_("not accepted")
 PROBLEMS = {
     "bad_encoding": N_("the file is neither UTF-8 nor GBK text (save it as CSV UTF-8 or as XLSX)"),
     "bad_file": N_("the file cannot be read as CSV or XLSX: {reason}"),
@@ -96,7 +97,7 @@ def read_table(data: bytes, filename: str) -> tuple[list[str], list[list[str]]]:
 
 def describe(problem: Problem, t: Callable[[str], str]) -> str:
     """One line of the problem report: `row 7: unknown grid «G99»` (row 0: the file)."""
-    text = t(PROBLEMS.get(problem.code, N_("not accepted"))).format(**problem.details)
+    text = t(PROBLEMS.get(problem.code, NOT_ACCEPTED)).format(**problem.details)
     if problem.row == 0:
         return text
     return t(N_("row {row}: {problem}")).format(row=problem.row, problem=text)

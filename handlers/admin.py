@@ -287,7 +287,7 @@ async def targets_command(update: Update, context: GridContext) -> None:
             ids = await _scope(session, context, args[2] if len(args) == 3 else None)
             n = await admin_model.set_targets(session, ids, value)
             await audit.record(session, _member(context).id, _actor(context), "targets", percent=value, grids=ids)
-        await reply(update, context, context._("Half-year visit-coverage target set to {target}% for {n} grid(s).").format(target=f"{value:g}", n=n))
+        await reply(update, context, context._("Half-year visit-coverage target set to {target} for {n} grid(s).").format(target=f"{value:g}%", n=n))
 
     await _run(update, context, body)
 

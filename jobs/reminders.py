@@ -66,7 +66,8 @@ def grid_section(_, cov: GridCoverage, households: list[rm.HouseholdToVisit], ow
             last = h.last_visit.astimezone(tz).date().isoformat() if h.last_visit else _("never visited")
             tags = f" [{esc('、'.join(h.tags))}]" if h.tags else ""
             due = " " + _("⏰ due") if h.due else ""
-            lines.append(f"• {esc(h.address)}{tags} · {_('last visit')} {last}{due}")
+            last_visit = _("last visit")
+            lines.append(f"• {esc(h.address)}{tags} · {last_visit} {last}{due}")
     return "\n".join(lines)
 
 

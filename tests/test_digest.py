@@ -40,7 +40,8 @@ async def known_week(db):  # noqa: ANN001, ANN201
 
 async def test_weekly_digest_for_supervisors_admins_and_a_group(app, api, db):
     await known_week(db)
-    app.settings = app.settings.model_copy(update={"digest_chats": {"G01": [GROUP]}})
+    # Jobs write in each recipient's stored language, else DEFAULT_LANGUAGE: English here, to read the figures.
+    app.settings = app.settings.model_copy(update={"digest_chats": {"G01": [GROUP]}, "default_language": "en"})
     hello(api, SUPERVISOR_A, SUPERVISOR_B, ADMIN_ID)
     api.send_text(TOKEN, WORKER_A, "hi", chat_id=GROUP, chat_type="group", first_name="u")
     clock.freeze(local(2026, 5, 18, 8, 7))

@@ -49,3 +49,10 @@ def test_translations_keep_placeholders_and_tags(lang):
 ])
 def test_language_resolution(chosen, telegram, expected):
     assert resolve_language(chosen, telegram, "zh_CN") == expected
+
+
+@pytest.mark.parametrize("lang", ["zh_CN", "en"])
+def test_catalog_compiles_without_errors(lang):
+    """What `pybabel compile` checks (e.g. python-format placeholders) must pass, or `make` fails."""
+    errors = [(message.id, errs) for message, errs in catalog(lang).check()]
+    assert errors == []

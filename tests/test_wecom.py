@@ -26,7 +26,7 @@ def fake() -> FakeWeCom:
 
 
 def use(app, fake: FakeWeCom, robots: dict[str, list[str]]) -> None:  # noqa: ANN001
-    app.settings = app.settings.model_copy(update={"wecom_robots": robots})
+    app.settings = app.settings.model_copy(update={"wecom_robots": robots, "default_language": "en"})
     delivery.sender_for(app).http = fake.client()
 
 
