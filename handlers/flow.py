@@ -103,6 +103,55 @@ def paged_markup(context: GridContext, draft: dict, choices: list[tuple[str, int
 NOT_ACCEPTED = N_("That was not accepted.")
 
 
+@dataclass
+class Summary:
+    """The last step of a form: the summary with ✅ Save / ✏️ Edit / ❌ Cancel.
+
+    Edit shows the fields that may be edited now; picking one goes to that step, and leaving it
+    comes back here (see Flow.goto). Each summary bumps the draft's `rev`, and its buttons carry
+    it, so the buttons of an older summary of the same draft do nothing.
+    """
+
+    text: Callable[[GridContext, dict], str]
+    fields: Callable[[GridContext, dict], list[tuple[str, str]]]  # (step, N_ label) editable now
+    save: StepFn  # writes the record; returns END, or STAY with context.notice set
+    on_edit: Callable[[dict, str], None] | None = None  # resets what editing `step` starts afresh
+
+    def markup(self, context: GridContext, draft: dict) -> InlineKeyboardMarkup:
+        rev = draft["rev"]
+        return keyboard([[button(context._("✅ Save"), draft, "save", rev), button(context._("✏️ Edit"), draft, "edit", rev),
+                          button(context._("❌ Cancel"), draft, "cancel", rev)]])
+
+    async def ask(self, update: Update, context: GridContext, draft: dict) -> None:
+        draft["rev"] += 1
+        await reply(update, context, self.text(context, draft), reply_markup=self.markup(context, draft))
+
+    async def on_button(self, update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+        if action in ("save", "edit", "cancel", "back") and arg != str(draft["rev"]):
+            context.notice = context._("This summary is out of date; use the latest one below.")
+            return STAY
+        if action == "save":
+            return await self.save(update, context, draft)
+        if action == "cancel":
+            await edit_message(update, self.text(context, draft) + "\n\n" + context._("❌ Cancelled; nothing was saved."))
+            return END
+        if action == "edit":
+            rows = [[button(context._(label), draft, "field", step)] for step, label in self.fields(context, draft)]
+            rows.append([button(context._("↩️ Back"), draft, "back", draft["rev"])])
+            await edit_message(update, None, keyboard(rows))
+            return STAY
+        if action == "back":
+            await edit_message(update, None, self.markup(context, draft))
+            return STAY
+        if action == "field" and arg in dict(self.fields(context, draft)):
+            await edit_message(update, None, None)
+            draft["editing"] = True
+            if self.on_edit is not None:
+                self.on_edit(draft, arg)
+            return arg
+        return STALE
+
+
 async def download_photo(update: Update, context: GridContext) -> dict | None:
     """Keep the message's photo (largest size) in the media store beside its Telegram file id.
 

@@ -66,6 +66,7 @@ from handlers.flow import (
     STAY,
     Flow,
     Step,
+    Summary,
     add_photo,
     button,
     keyboard,
@@ -457,46 +458,15 @@ def summary_text(context: GridContext, draft: dict) -> str:
 EDITABLE = [(SHOP, N_("Shop")), (CHECKLIST, N_("Checklist")), (DISPOSITION, N_("Failed items")), (PHOTOS, N_("Photos"))]
 
 
-def _confirm_markup(context: GridContext, draft: dict) -> InlineKeyboardMarkup:
-    rev = draft["rev"]
-    return keyboard([[button(context._("✅ Save"), draft, "save", rev), button(context._("✏️ Edit"), draft, "edit", rev),
-                      button(context._("❌ Cancel"), draft, "cancel", rev)]])
+def _editable(context: GridContext, draft: dict) -> list[tuple[str, str]]:
+    return [(step, label) for step, label in EDITABLE if step != DISPOSITION or draft["data"]["findings"]]
 
 
-async def ask_confirm(update: Update, context: GridContext, draft: dict) -> None:
-    draft["rev"] += 1  # buttons of an older summary of this draft stop working
-    await reply(update, context, summary_text(context, draft), reply_markup=_confirm_markup(context, draft))
-
-
-async def confirm_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
-    if action in ("save", "edit", "cancel", "back") and arg != str(draft["rev"]):
-        context.notice = context._("This summary is out of date; use the latest one below.")
-        return STAY
-    if action == "save":
-        return await _save(update, context, draft)
-    if action == "cancel":
-        await edit_message(update, summary_text(context, draft) + "\n\n" + context._("❌ Cancelled; nothing was saved."))
-        return END
-    if action == "edit":
-        fields = [(s, label) for s, label in EDITABLE if s != DISPOSITION or draft["data"]["findings"]]
-        rows = [[button(context._(label), draft, "field", s)] for s, label in fields]
-        rows.append([button(context._("↩️ Back"), draft, "back", draft["rev"])])
-        await edit_message(update, None, keyboard(rows))
-        return STAY
-    if action == "back":
-        await edit_message(update, None, _confirm_markup(context, draft))
-        return STAY
-    if action == "field" and arg in dict(EDITABLE):
-        if arg == DISPOSITION and not draft["data"]["findings"]:
-            return STALE
-        await edit_message(update, None, None)
-        draft["editing"] = True
-        if arg == PHOTOS:
-            draft["data"]["photos"] = []  # editing photos means sending the set again
-        if arg == DISPOSITION:
-            draft["data"]["disp_index"] = 0
-        return arg
-    return STALE
+def _on_edit(draft: dict, step: str) -> None:
+    if step == PHOTOS:
+        draft["data"]["photos"] = []  # editing photos means sending the set again
+    if step == DISPOSITION:
+        draft["data"]["disp_index"] = 0
 
 
 async def _save(update: Update, context: GridContext, draft: dict) -> str | None:
@@ -534,6 +504,9 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
     if saved.created:
         await notify_supervisors(context, saved)
     return END
+
+
+SUMMARY = Summary(text=summary_text, fields=_editable, save=_save, on_edit=_on_edit)
 
 
 def _reinspection_line(_, r) -> str:  # noqa: ANN001
@@ -730,7 +703,7 @@ PATROL_FLOW = register_flow(Flow(
         Step(DISPOSITION, ask_disposition, N_("a choice with the buttons: corrected on the spot or escalate"), on_button=disposition_button, main=False),
         Step(NOTE, ask_note, N_("a note as text, or /skip"), on_text=note_text, on_skip=note_skip, main=False),
         Step(PHOTOS, ask_photos, N_("photos, then /done"), on_photo=photo_received, on_done=photos_done),
-        Step(CONFIRM, ask_confirm, N_("a choice from the summary buttons: save, edit or cancel"), on_button=confirm_button),
+        Step(CONFIRM, SUMMARY.ask, N_("a choice from the summary buttons: save, edit or cancel"), on_button=SUMMARY.on_button),
     ],
 ))
 
@@ -806,47 +779,28 @@ def shop_add_summary(context: GridContext, draft: dict) -> str:
     ]).replace("\n\n", "\n")
 
 
-async def ask_add_confirm(update: Update, context: GridContext, draft: dict) -> None:
-    draft["rev"] += 1
-    await reply(update, context, shop_add_summary(context, draft), reply_markup=_confirm_markup(context, draft))
+async def _save_shop(update: Update, context: GridContext, draft: dict) -> str | None:
+    s, member = draft["data"]["new_shop"], context.member
+    try:
+        async with context.db.session() as session:
+            if s["grid_id"] not in await scope_grid_ids(session, member):
+                context.notice = context._("You no longer work in that grid; edit the grid.")
+                return STAY
+            shop = await add_shop(session, ShopDraft(s["grid_id"], s["name"], s["address"], s["category"], s.get("licence_no"), s.get("contact")),
+                                  member.id)
+            shop_id = shop.id
+    except RuleError as err:
+        await reply(update, context, rule_message(context, err, RULE_MESSAGES))
+        return STAY
+    await edit_message(update, shop_add_summary(context, draft) + "\n\n" + context._("✅ Registered as shop #{id}.").format(id=shop_id))
+    return END
 
 
-async def add_confirm_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
-    if action in ("save", "edit", "cancel", "back") and arg != str(draft["rev"]):
-        context.notice = context._("This summary is out of date; use the latest one below.")
-        return STAY
-    if action == "save":
-        s, member = draft["data"]["new_shop"], context.member
-        try:
-            async with context.db.session() as session:
-                if s["grid_id"] not in await scope_grid_ids(session, member):
-                    context.notice = context._("You no longer work in that grid; edit the grid.")
-                    return STAY
-                shop = await add_shop(session, ShopDraft(s["grid_id"], s["name"], s["address"], s["category"], s.get("licence_no"), s.get("contact")),
-                                      member.id)
-                shop_id = shop.id
-        except RuleError as err:
-            await reply(update, context, rule_message(context, err, RULE_MESSAGES))
-            return STAY
-        await edit_message(update, shop_add_summary(context, draft) + "\n\n" + context._("✅ Registered as shop #{id}.").format(id=shop_id))
-        return END
-    if action == "cancel":
-        await edit_message(update, shop_add_summary(context, draft) + "\n\n" + context._("❌ Cancelled; nothing was saved."))
-        return END
-    if action == "edit":
-        fields = [(s, label) for s, label in ADD_EDITABLE if s != GRID or len(draft["data"]["grid_ids"]) > 1]
-        rows = [[button(context._(label), draft, "field", s)] for s, label in fields]
-        rows.append([button(context._("↩️ Back"), draft, "back", draft["rev"])])
-        await edit_message(update, None, keyboard(rows))
-        return STAY
-    if action == "back":
-        await edit_message(update, None, _confirm_markup(context, draft))
-        return STAY
-    if action == "field" and arg in dict(ADD_EDITABLE):
-        await edit_message(update, None, None)
-        draft["editing"] = True
-        return arg
-    return STALE
+def _add_editable(context: GridContext, draft: dict) -> list[tuple[str, str]]:
+    return [(step, label) for step, label in ADD_EDITABLE if step != GRID or len(draft["data"]["grid_ids"]) > 1]
+
+
+ADD_SUMMARY = Summary(text=shop_add_summary, fields=_add_editable, save=_save_shop)
 
 
 SHOP_ADD_FLOW = register_flow(Flow(
@@ -862,7 +816,7 @@ SHOP_ADD_FLOW = register_flow(Flow(
         Step(CATEGORY, ask_shop_category, N_("a shop category, chosen with the buttons"), on_button=shop_category_button),
         Step(LICENCE, ask_licence, N_("the licence number as text, or /skip"), on_text=licence_text, on_skip=licence_skip),
         Step(CONTACT, ask_contact, N_("a contact as text, or /skip"), on_text=contact_text, on_skip=contact_skip),
-        Step(ADD_CONFIRM, ask_add_confirm, N_("a choice from the summary buttons: save, edit or cancel"), on_button=add_confirm_button),
+        Step(ADD_CONFIRM, ADD_SUMMARY.ask, N_("a choice from the summary buttons: save, edit or cancel"), on_button=ADD_SUMMARY.on_button),
     ],
 ))
 

@@ -41,6 +41,7 @@ from handlers.flow import (
     STAY,
     Flow,
     Step,
+    Summary,
     add_photo,
     button,
     keyboard,
@@ -325,41 +326,13 @@ def summary_text(context: GridContext, draft: dict) -> str:
     return "\n".join(lines)
 
 
-def _confirm_markup(context: GridContext, draft: dict):  # noqa: ANN202
-    rev = draft["rev"]
-    return keyboard([[button(context._("✅ Save"), draft, "save", rev), button(context._("✏️ Edit"), draft, "edit", rev),
-                      button(context._("❌ Cancel"), draft, "cancel", rev)]])
+def _editable(context: GridContext, draft: dict) -> list[tuple[str, str]]:
+    return EDITABLE
 
 
-async def ask_confirm(update: Update, context: GridContext, draft: dict) -> None:
-    draft["rev"] += 1  # buttons of an older summary of this draft stop working
-    await reply(update, context, summary_text(context, draft), reply_markup=_confirm_markup(context, draft))
-
-
-async def confirm_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
-    if action in ("save", "edit", "cancel", "back") and arg != str(draft["rev"]):
-        context.notice = context._("This summary is out of date; use the latest one below.")
-        return STAY
-    if action == "save":
-        return await _save(update, context, draft)
-    if action == "cancel":
-        await edit_message(update, summary_text(context, draft) + "\n\n" + context._("❌ Cancelled; nothing was saved."))
-        return END
-    if action == "edit":
-        rows = [[button(context._(label), draft, "field", step)] for step, label in EDITABLE]
-        rows.append([button(context._("↩️ Back"), draft, "back", draft["rev"])])
-        await edit_message(update, None, keyboard(rows))
-        return STAY
-    if action == "back":
-        await edit_message(update, None, _confirm_markup(context, draft))
-        return STAY
-    if action == "field" and arg in dict(EDITABLE):
-        await edit_message(update, None, None)
-        draft["editing"] = True
-        if arg == PHOTOS:
-            draft["data"]["photos"] = []  # editing photos means sending the set again
-        return arg
-    return STALE
+def _on_edit(draft: dict, step: str) -> None:
+    if step == PHOTOS:
+        draft["data"]["photos"] = []  # editing photos means sending the set again
 
 
 async def _save(update: Update, context: GridContext, draft: dict) -> str | None:
@@ -387,6 +360,9 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
     await reply(update, context, context._("✅ Visit #{id} saved. Thank you! /visit logs the next one, /my shows your figures.").format(id=visit_id),
                 reply_markup=visit_report_markup(context, visit_id, d["situations"]))
     return END
+
+
+SUMMARY = Summary(text=summary_text, fields=_editable, save=_save, on_edit=_on_edit)
 
 
 # -- the flow ---------------------------------------------------------------------------------
@@ -419,7 +395,7 @@ VISIT_FLOW = register_flow(Flow(
         Step(NOTES, ask_notes, N_("notes as text, or /skip"), on_text=notes_text, on_skip=notes_skip),
         Step(PHOTOS, ask_photos, N_("photos, then /done"), on_photo=photo_received, on_done=photos_done),
         Step(LOCATION, ask_location, N_("a location (📎 → Location), or /skip"), on_location=location_received, on_skip=location_skip),
-        Step(CONFIRM, ask_confirm, N_("a choice from the summary buttons: save, edit or cancel"), on_button=confirm_button),
+        Step(CONFIRM, SUMMARY.ask, N_("a choice from the summary buttons: save, edit or cancel"), on_button=SUMMARY.on_button),
     ],
 ))
 
