@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
 import os
+import re
 import socket
 import sys
 import uuid
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -30,11 +33,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not settings.telegram_bot_token:
         print("configuration error: TELEGRAM_BOT_TOKEN: missing; get one from @BotFather (see README)", file=sys.stderr)
         return 2
+    webhook = None
+    if args.webhook:
+        webhook = _webhook_config(args, settings.telegram_bot_token, settings.webhook_secret_token)
+        if isinstance(webhook, str):
+            print(f"configuration error: {webhook}", file=sys.stderr)
+            return 2
     from bot import db
     from bot.app import allowed_updates, build_application
     from bot.logs import setup_logging
 
-    setup_logging(settings.log_level, [settings.telegram_bot_token])
+    setup_logging(settings.log_level, [settings.telegram_bot_token] + ([webhook["secret_token"]] if webhook else []))
     log.info("applying pending migrations")
     try:
         db.upgrade(settings.database_url)
@@ -52,11 +61,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         app = build_application(settings)
         app.lease_holder = holder  # renewed by a job (handlers/reminders.py)
-        log.info("gridbot starts polling")
-        app.run_polling(allowed_updates=allowed_updates(), drop_pending_updates=False)
+        if webhook is None:
+            log.info("gridbot starts polling")
+            app.run_polling(allowed_updates=allowed_updates(), drop_pending_updates=False)
+        else:
+            log.info("gridbot starts its webhook server on %s:%s for %s", webhook["listen"], webhook["port"], args.webhook)
+            app.run_webhook(**webhook, allowed_updates=allowed_updates(), drop_pending_updates=False)
     finally:
         asyncio.run(_lease(settings.database_url, holder, acquire=False))
     return 0
+
+
+_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+def _webhook_config(args: argparse.Namespace, bot_token: str, env_secret: str) -> dict | str:
+    """run_webhook's arguments for `run --webhook URL`, or the one-line reason to refuse to start.
+
+    Telegram POSTs updates to URL; a reverse proxy forwards them to LISTEN:PORT with the same path.
+    That path is URL's own, or (when URL has none) one derived from the bot token and appended to URL.
+    Requests without the secret token in X-Telegram-Bot-Api-Secret-Token are refused (403) by PTB.
+    """
+    url = urlsplit(args.webhook)
+    if url.scheme not in ("https", "http") or not url.hostname:
+        return f"--webhook: {args.webhook[:100]!r} is not a URL; use the public HTTPS address Telegram should post to"
+    secret = args.secret_token or env_secret  # WEBHOOK_SECRET_TOKEN, from the environment or .env
+    if not secret:
+        return "--webhook needs a secret token: --secret-token TOKEN or WEBHOOK_SECRET_TOKEN (1-256 of A-Z a-z 0-9 _ -)"
+    if not _SECRET_RE.match(secret):
+        return "the webhook secret token must be 1-256 characters of A-Z a-z 0-9 _ - only"
+    path = url.path.strip("/")
+    webhook_url = args.webhook
+    if not path:
+        path = "gridbot-" + hashlib.sha256(bot_token.encode()).hexdigest()[:24]
+        webhook_url = args.webhook.rstrip("/") + "/" + path
+    return {"listen": args.listen, "port": args.port, "url_path": path, "webhook_url": webhook_url, "secret_token": secret}
 
 
 def _holder_gone(host: str, pid: int) -> bool:
@@ -244,7 +283,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gridbot", description="网格助手 gridbot — a Telegram bot for grid workers")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="apply pending migrations, then run the bot (long polling)")
+    run = sub.add_parser("run", help="apply pending migrations, then run the bot (long polling, or a webhook with --webhook)")
+    run.add_argument("--webhook", metavar="URL", help="receive updates by webhook at this public HTTPS URL instead of long polling")
+    run.add_argument("--listen", default="127.0.0.1", help="webhook mode: address to listen on (default: 127.0.0.1, behind a reverse proxy)")
+    run.add_argument("--port", type=int, default=8443, help="webhook mode: port to listen on (default: 8443)")
+    run.add_argument("--secret-token", metavar="TOKEN",
+                     help="webhook mode: the secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (or env WEBHOOK_SECRET_TOKEN); required")
     run.set_defaults(func=cmd_run)
     console = sub.add_parser("console", help="try gridbot in the terminal: a sandbox with demo data, no Telegram token needed")
     console.add_argument("--db", metavar="PATH", help="sandbox SQLite file (created with demo data if new); default: a temporary one")

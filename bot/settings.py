@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     invite_valid_days: int = Field(default=7, ge=1, le=365)
     issue_categories_file: Path | None = None  # JSON {"category": deadline days}; default: models/issues.DEFAULT_CATEGORIES
     log_level: str = "INFO"
+    webhook_secret_token: str = ""  # `gridbot run --webhook`: the secret Telegram sends (or --secret-token)
     patrol_checklist_file: Path | None = None
     rectify_days_default: int = Field(default=3, ge=1, le=60)
     reinspection_reminder_time: str = "08:17"

@@ -390,24 +390,29 @@ async def deactivate_command(update: Update, context: GridContext) -> None:
             target = await admin_model.find_user(session, args[0])
             handed = await admin_model.deactivate(session, _member(context), target, note)
             await audit.record(session, _member(context).id, _actor(context), "deactivate", user=target.id, issues=[h.issue.human_id for h in handed])
-        try:
-            await context.bot.delete_my_commands(scope=BotCommandScopeChat(target.telegram_id))
-        except TelegramError:
-            log.warning("could not clear the command menu of user %s", target.id)
         name = target.display_name or str(target.telegram_id)
-        for h in handed:
-            for sup in h.supervisors:
-                t = gettext_for(sup.language or context.settings.default_language)
-                try:
-                    await context.bot.send_message(sup.telegram_id, t(
-                        "↩️ Issue {id} ({category}, {grid}) is back in your dispatch queue: its assignee {name} was deactivated. See /tasks."
-                    ).format(id=h.issue.human_id, category=esc(h.issue.category), grid=esc(h.issue.grid_code), name=esc(name)))
-                except TelegramError:
-                    log.warning("could not tell supervisor %s about issue %s", sup.id, h.issue.id)
+        await after_deactivation(context, target, handed, name)
         await reply(update, context, context._("{user} is deactivated; their records stay. Issues handed back to the supervisors: {n}.").format(
             user=esc(name), n=len(handed)))
 
     await _run(update, context, body)
+
+
+async def after_deactivation(context: GridContext, target: Member, handed: list, name: str) -> None:
+    """After the commit: clear the user's command menu and tell the supervisors which issues came back."""
+    try:
+        await context.bot.delete_my_commands(scope=BotCommandScopeChat(target.telegram_id))
+    except TelegramError:
+        log.warning("could not clear the command menu of user %s", target.id)
+    for h in handed:
+        for sup in h.supervisors:
+            t = gettext_for(sup.language or context.settings.default_language)
+            try:
+                await context.bot.send_message(sup.telegram_id, t(
+                    "↩️ Issue {id} ({category}, {grid}) is back in your dispatch queue: its assignee {name} was deactivated. See /tasks."
+                ).format(id=h.issue.human_id, category=esc(h.issue.category), grid=esc(h.issue.grid_code), name=esc(name)))
+            except TelegramError:
+                log.warning("could not tell supervisor %s about issue %s", sup.id, h.issue.id)
 
 
 # -- import and export ----------------------------------------------------------------------------

@@ -879,6 +879,9 @@ async def issue_button(update: Update, context: GridContext) -> None:
     if issue is None or expected is None:
         await _answer(update, context._("That issue does not exist."), alert=True)
         return
+    if not may_view(issue, member):  # forged data: another grid's issue is neither shown nor touched
+        await _answer(update, issue_rule_message(context, RuleError("wrong_grid")), alert=True)
+        return
     if action == "back":
         await _answer(update)
         await _refresh(update, context, issue, member)

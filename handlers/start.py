@@ -68,7 +68,9 @@ COMMANDS: list[tuple[str, str, tuple[Role, ...]]] = [
     ("setrole", N_("change a role: /setrole USER ROLE"), (Role.ADMIN,)),
     ("setgrid", N_("change grids: /setgrid USER GRID[,GRID]"), (Role.ADMIN,)),
     ("deactivate", N_("deactivate a user: /deactivate USER [reason]"), (Role.ADMIN,)),
+    ("forget", N_("anonymise a departing user and close their account: /forget USER"), (Role.ADMIN,)),
     ("import", N_("import a registry or ledger: /import KIND, then the file"), (Role.ADMIN,)),
+    ("forget_me", N_("remove my name and phone and close my account"), ALL),
     ("lang", N_("switch language (中文 / English)"), ALL),
     ("cancel", N_("cancel the form you are filling in"), ALL),
     ("help", N_("the commands you can use"), ALL),
@@ -129,7 +131,8 @@ async def begin_join(update: Update, context: GridContext) -> dict | None:
             await reply(update, context, context._("Your gridbot account has been deactivated. Ask your street office if this is a mistake."))
         else:
             prefix = context._("You are already registered; the invitation was not used.") + "\n\n" if code else ""
-            await reply(update, context, prefix + context._("Welcome back, {name}!").format(name=esc(member.display_name or user.first_name)) + "\n\n" + help_text(context))
+            welcome = context._("Welcome back, {name}!").format(name=esc(member.display_name or user.first_name))
+            await reply(update, context, prefix + welcome + "\n\n" + help_text(context))
         return None
     async with context.db.session() as session:
         if code:

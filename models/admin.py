@@ -122,13 +122,13 @@ class HandedBack:
     supervisors: list[Member]
 
 
-async def deactivate(session: AsyncSession, actor: Member, target: Member, note: str) -> list[HandedBack]:
+async def deactivate(session: AsyncSession, actor: Member, target: Member, note: str, *, allow_self: bool = False) -> list[HandedBack]:
     """The user can no longer use gridbot; their records stay; their open assigned issues go back to dispatch.
 
     Each such issue is handed back (an event row by the assignee's account, with `note`) before the
     account closes, and the grid's supervisors (the admins if none) are returned to be told.
     """
-    if target.id == actor.id:
+    if target.id == actor.id and not allow_self:  # allow_self: /forget_me closes one's own account
         raise RuleError("not_yourself")
     if not target.active:
         raise RuleError("already_inactive", user=target.display_name or str(target.telegram_id))

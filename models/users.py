@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -189,3 +189,33 @@ async def redeem_invitation(
 async def active_admin_telegram_ids(session: AsyncSession) -> list[int]:
     rows = await session.exec(select(User.telegram_id).where(User.role == Role.ADMIN.value, col(User.active).is_(True)))
     return list(rows.all())
+
+
+# -- privacy --------------------------------------------------------------------------------------
+
+
+def forgotten_name(user_id: int) -> str:
+    """The name a forgotten user's records show from then on."""
+    return f"已注销用户#{user_id}"
+
+
+async def forget_user(session: AsyncSession, user_id: int) -> bool:
+    """Anonymise a departing user: name -> 已注销用户#<id>, phone -> NULL, account deactivated.
+
+    Their visits, patrols, issues and audit entries stay (audit entries they made show the new
+    name). A compare-and-set: False when the user is unknown or already forgotten, so a repeated
+    request (a double tap) acts once.
+    """
+    from models.audit import AuditLog
+
+    name = forgotten_name(user_id)
+    changed = await session.exec(  # type: ignore[call-overload]
+        update(User)
+        .where(col(User.id) == user_id,
+               or_(col(User.display_name).is_(None), col(User.display_name) != name, col(User.phone).is_not(None), col(User.active).is_(True)))
+        .values(display_name=name, phone=None, active=False)
+    )
+    if changed.rowcount != 1:
+        return False
+    await session.exec(update(AuditLog).where(col(AuditLog.actor_id) == user_id).values(actor=name))  # type: ignore[call-overload]
+    return True

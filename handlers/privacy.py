@@ -1,0 +1,106 @@
+"""Privacy (DESIGN.md §4): `/forget_me` (anyone, after a confirmation button) and `/forget USER` (admin).
+
+A departing user is anonymised, not deleted: name -> 已注销用户#<id>, phone removed, their
+persisted chat data (drafts) dropped, the account deactivated and their open assigned issues handed
+back to dispatch. Their visits, patrols and reports stay, under the new name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import CallbackQueryHandler, CommandHandler
+
+from bot.context import GridContext
+from handlers.admin import _actor, _run, after_deactivation
+from handlers.common import edit_message, esc, reply, requires
+from models import admin as admin_model
+from models import audit
+from models.errors import RuleError
+from models.tables import Role
+from models.users import Member, forget_user, forgotten_name
+
+log = logging.getLogger(__name__)
+ALL = (Role.WORKER, Role.SUPERVISOR, Role.ADMIN)
+
+
+async def _forget(context: GridContext, actor: Member, target: Member) -> list | None:
+    """Anonymise and deactivate `target` in one transaction; None when already forgotten. Then clean up."""
+    async with context.db.session() as session:
+        was_active = target.active
+        if not await forget_user(session, target.id):  # the claim comes first: a second request stops here
+            return None
+        handed = []
+        if was_active:
+            handed = await admin_model.deactivate(session, actor, dataclasses.replace(target, active=True),
+                                                  context._("account closed at the user's request"), allow_self=True)
+        await audit.record(session, actor.id, forgotten_name(actor.id) if actor.id == target.id else _actor(context), "forget",
+                           user=target.id, issues=[h.issue.human_id for h in handed])
+    context.application.drop_user_data(target.telegram_id)
+    await after_deactivation(context, target, handed, forgotten_name(target.id))
+    return handed
+
+
+@requires(*ALL)
+async def forget_me_command(update: Update, context: GridContext) -> None:
+    member = context.member
+    assert member is not None
+    markup = InlineKeyboardMarkup([
+        [InlineKeyboardButton(context._("🗑 Yes, forget me"), callback_data=f"forget:yes:{member.id}")],
+        [InlineKeyboardButton(context._("Keep my account"), callback_data="forget:no")],
+    ])
+    await reply(update, context, context._(
+        "This removes your name and phone number from gridbot and closes your account. Your visits, patrols and reports stay, "
+        "under the name «{name}». This cannot be undone."
+    ).format(name=forgotten_name(member.id)), reply_markup=markup)
+
+
+async def forget_button(update: Update, context: GridContext) -> None:
+    query = update.callback_query
+    member = context.member
+    assert query is not None and member is not None
+    parts = (query.data or "").split(":")
+    if parts[1:2] == ["no"]:
+        await query.answer()
+        await edit_message(update, context._("Nothing was changed."))
+        return
+    if len(parts) != 3 or parts[1] != "yes" or parts[2] != str(member.id):  # forged or someone else's button
+        await query.answer(context._("This button has expired."))
+        return
+    done = await _forget(context, member, member)
+    await query.answer()
+    if done is not None:
+        await edit_message(update, context._("Your personal data has been removed and your account is closed. Thank you for your work."))
+
+
+@requires(Role.ADMIN)
+async def forget_command(update: Update, context: GridContext) -> None:
+    async def body() -> None:
+        args = context.args or []
+        if len(args) != 1:
+            await reply(update, context, context._("Usage: /forget USER"))
+            return
+        actor = context.member
+        assert actor is not None
+        async with context.db.session() as session:
+            target = await admin_model.find_user(session, args[0])
+        if target.id == actor.id:
+            raise RuleError("not_yourself")
+        handed = await _forget(context, actor, target)
+        if handed is None:
+            await reply(update, context, context._("{user} has already been forgotten.").format(user=esc(args[0])))
+            return
+        await reply(update, context, context._(
+            "{user} is forgotten: name and phone removed, account closed, records kept as «{name}». Issues handed back to the supervisors: {n}."
+        ).format(user=esc(target.display_name or str(target.telegram_id)), name=forgotten_name(target.id), n=len(handed)))
+
+    await _run(update, context, body)
+
+
+HANDLERS = [
+    CommandHandler("forget_me", forget_me_command),
+    CommandHandler("forget", forget_command),
+    CallbackQueryHandler(forget_button, pattern=r"^forget:"),
+]
