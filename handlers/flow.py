@@ -276,26 +276,26 @@ class Flow:
             assert query is not None and query.data is not None
             draft = await self._live_draft(update, context)
             if draft is None:
-                await _answer(query, None)
+                await answer_query(query, None)
                 return END
             _flow, draft_key, action, *rest = (query.data.split(":", 3) + [""])[:4]
             arg = rest[0] if rest else ""
             if draft_key != draft["id"][:8]:
-                await _answer(query, context._("This button belongs to an earlier form; it does nothing now."))
+                await answer_query(query, context._("This button belongs to an earlier form; it does nothing now."))
                 return None
             context.notice = None
             if action == "resume":
-                await _answer(query, None)
+                await answer_query(query, None)
                 await step.ask(update, context, draft)
                 return None
             if action == "discard":
-                await _answer(query, context._("Discarded."))
+                await answer_query(query, context._("Discarded."))
                 return await self._discard(update, context)
             nxt = await step.on_button(update, context, draft, action, arg) if step.on_button else STALE
             if nxt == STALE:
-                await _answer(query, context._("That button is no longer active at this step."))
+                await answer_query(query, context._("That button is no longer active at this step."))
                 return None
-            await _answer(query, context.notice)
+            await answer_query(query, context.notice)
             draft["touched"] = clock.now().isoformat()
             return await self.goto(update, context, draft, nxt, step.name)
 
@@ -419,9 +419,10 @@ def register_flow(flow: Flow) -> Flow:
     return flow
 
 
-async def _answer(query, text: str | None) -> None:  # noqa: ANN001
+async def answer_query(query, text: str | None = None, alert: bool = False) -> None:  # noqa: ANN001
+    """Answer a button press (Telegram shows at most 200 characters); a query too old to answer is fine."""
     try:
-        await query.answer(text)
+        await query.answer(text[:190] if text else None, show_alert=alert)
     except BadRequest:
         log.info("callback query too old to answer")
 
@@ -435,9 +436,9 @@ async def stale_button(update: Update, context: GridContext) -> None:
     if draft and len(parts) >= 3 and parts[1] == draft["id"][:8] and parts[2] == "discard":
         # A draft whose conversation state was lost (e.g. a crash between two writes): let it go.
         context.draft = None
-        await _answer(query, context._("Discarded."))
+        await answer_query(query, context._("Discarded."))
         return
-    await _answer(query, context._("This button has expired; it belongs to a form that is already closed."))
+    await answer_query(query, context._("This button has expired; it belongs to a form that is already closed."))
 
 
 def summary_line(label: str, value: str) -> str:

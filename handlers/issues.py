@@ -46,7 +46,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import clock
@@ -61,6 +61,7 @@ from handlers.flow import (
     Flow,
     Step,
     add_photo,
+    answer_query,
     button,
     keyboard,
     register_flow,
@@ -268,13 +269,8 @@ async def _send(context: GridContext, member: Member, text: str, markup: InlineK
 
 
 async def _answer(update: Update, text: str | None = None, alert: bool = False) -> None:
-    query = update.callback_query
-    if query is None:
-        return
-    try:
-        await query.answer(text[:190] if text else None, show_alert=alert)
-    except BadRequest:
-        log.info("callback query too old to answer")
+    if update.callback_query is not None:
+        await answer_query(update.callback_query, text, alert)
 
 
 
