@@ -58,6 +58,7 @@ class FanoutResult:
     not_sent_rows: int = 0
     idle: list[float] = field(default_factory=list)
     during_build: list[float] = field(default_factory=list)
+    build_profile: str = ""  # pyinstrument, of the build (what the replies wait for)
     during_window: list[float] = field(default_factory=list)
 
     @property
@@ -120,8 +121,14 @@ async def run(url: str, workers: int, window_s: float) -> FanoutResult:
         stop = asyncio.Event()
         probe = asyncio.create_task(_interactive(app, api, sup, res.during_build, stop))
         t0 = time.perf_counter()
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="enabled", interval=0.001)
+        profiler.start()
         res.rows = await run_job(app, "visit_pace", SCHEDULED) or 0
         res.build_s = time.perf_counter() - t0
+        profiler.stop()
+        res.build_profile = profiler.output_text(unicode=True, color=False, show_all=False)[:6000]
         stop.set()
         await probe
 

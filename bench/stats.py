@@ -60,21 +60,42 @@ def baseline_patrols():  # noqa: ANN201
     )
 
 
-def baseline_issues():  # noqa: ANN201
-    """Issue figures per grid from the stored status (current at NOW) and the latest resolution: one statement."""
+def baseline_issues(sqlite: bool = True):  # noqa: ANN201
+    """Issue figures per grid and category, as the stat call groups them, from the stored status (current at
+    NOW) and the latest resolution, with the median resolution time: one statement."""
     resolved = (
         select(IssueEvent.issue_id, func.max(IssueEvent.at).label("at")).where(IssueEvent.to_status == "resolved")
         .group_by(IssueEvent.issue_id).subquery()
     )
-    done = Issue.status.in_(("resolved", "closed"))
-    unresolved = Issue.status.not_in(("resolved", "closed", "rejected"))
-    return (
-        select(Issue.grid_id, func.count(), _sum_if(done), _sum_if(Issue.status == "closed"), _sum_if(Issue.status == "rejected"),
-               _sum_if(unresolved), _sum_if(and_(unresolved, Issue.due_at < NOW)), _sum_if(and_(done, resolved.c.at < Issue.due_at)))
+    base = (
+        select(Issue.grid_id, Issue.category, Issue.status, Issue.due_at, Issue.reported_at, resolved.c.at.label("resolved_at"))
         .outerjoin(resolved, resolved.c.issue_id == Issue.id)
         .where(Issue.reported_at >= HALF.start, Issue.reported_at < HALF.end, Issue.reported_at <= NOW)
-        .group_by(Issue.grid_id)
+        .cte("b")
     )
+    done = base.c.status.in_(("resolved", "closed"))
+    unresolved = base.c.status.not_in(("resolved", "closed", "rejected"))
+    totals = (
+        select(base.c.grid_id, base.c.category, func.count(), _sum_if(done), _sum_if(base.c.status == "closed"),
+               _sum_if(base.c.status == "rejected"), _sum_if(unresolved), _sum_if(and_(unresolved, base.c.due_at < NOW)),
+               _sum_if(and_(done, base.c.resolved_at < base.c.due_at)))
+        .group_by(base.c.grid_id, base.c.category).subquery()
+    )
+    secs = ((func.julianday(base.c.resolved_at) - func.julianday(base.c.reported_at)) * 86400.0 if sqlite
+            else func.extract("epoch", base.c.resolved_at - base.c.reported_at))
+    keys = (base.c.grid_id, base.c.category)
+    numbered = (
+        select(*keys, secs.label("s"), func.row_number().over(partition_by=keys, order_by=secs).label("rn"),
+               func.count().over(partition_by=keys).label("n"))
+        .where(done, base.c.resolved_at.is_not(None)).subquery()
+    )
+    medians = (
+        select(numbered.c.grid_id, numbered.c.category, func.avg(numbered.c.s).label("median_s"))
+        .where(numbered.c.rn.in_([(numbered.c.n + 1) // 2, (numbered.c.n + 2) // 2]))
+        .group_by(numbered.c.grid_id, numbered.c.category).subquery()
+    )
+    return select(totals, medians.c.median_s).select_from(
+        totals.outerjoin(medians, and_(totals.c.grid_id == medians.c.grid_id, totals.c.category == medians.c.category)))
 
 
 async def _time(db: Database, fn: Callable[..., Awaitable[object]]) -> float:
@@ -95,6 +116,10 @@ def calls(grid_ids: list[int]) -> dict[str, Callable]:
 
 
 BASELINES = {"coverage": baseline_coverage, "patrols": baseline_patrols, "issues": baseline_issues}
+
+
+def baseline(db: Database, family: str):  # noqa: ANN201
+    return baseline_issues(db.is_sqlite) if family == "issues" else BASELINES[family]()
 
 
 async def _exec_all(session, stmt) -> None:  # noqa: ANN001
@@ -119,7 +144,7 @@ async def run(db: Database, grid_ids: list[int], repeats: int) -> dict[str, dict
     """{family: {"city": s, "grid": s, "baseline": s}} medians."""
     out: dict[str, dict[str, float]] = {}
     for family, (city, grid) in calls(grid_ids).items():
-        stmt = BASELINES[family]()
+        stmt = baseline(db, family)
         samples: dict[str, list[float]] = {"city": [], "grid": [], "baseline": []}
         await _time(db, city)  # warm the caches once, untimed, for both
         await _time(db, lambda s, stmt=stmt: _exec_all(s, stmt))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections import OrderedDict
 
 from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
@@ -12,7 +13,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 from bot.context import GridContext
 from bot.db import Database
 from bot.media import MediaStore
-from bot.persistence import DatabasePersistence
+from bot.persistence import DatabasePersistence, update_digest
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -21,21 +22,73 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="If 'per_message=False'", category=UserWarning)
 
 
+RECENT_UPDATES = 4096  # update ids remembered in memory (the database remembers them all, for 48 hours)
+
+
 class GridApplication(Application):
-    """PTB's Application, plus our services and a persistence write after every update."""
+    """PTB's Application, plus our services, a persistence write after every update, and each
+    update handled once.
+
+    Handled once: an update whose id was already handled (a webhook retry; after a crash, polling
+    gets again what Telegram was not yet told was received) is skipped. The id is recorded in the
+    same transaction as the chat state the update produced (bot/persistence.py), so after a crash
+    either both are saved or neither, and the update is then handled again from the state before
+    it. Records it wrote in its own transactions (a visit, a patrol) are idempotent by draft id,
+    which covers that gap. A bounded in-memory record answers for the ids seen by this process
+    and for those whose write is still pending (the database may be down); anything above the
+    highest id ever recorded needs no look-up at all.
+    """
 
     settings: Settings
     db: Database
     media: MediaStore
+    _recent_updates: OrderedDict[int, str]
+    _high_water: int | None
 
     async def process_update(self, update: object) -> None:
+        update_id = update.update_id if isinstance(update, Update) else None
+        digest = ""
+        if update_id is not None:
+            digest = update_digest(update)  # type: ignore[arg-type]
+            if await self._already_handled(update_id, digest):
+                log.info("update %s was delivered again; it was handled already, so it is skipped", update_id)
+                return
+            self._remember_update(update_id, digest)
         await super().process_update(update)
+        if update_id is not None and isinstance(self.persistence, DatabasePersistence):
+            self.persistence.mark_processed(self.bot.id, update_id, digest)
         # PTB flushes persistence on a timer; writing now means a SIGKILL loses no step or draft.
         if self.persistence is not None:
             try:
                 await self.update_persistence()
             except Exception:  # staged changes stay and are retried with the next round
-                log.exception("could not write the chat state after update %s", getattr(update, "update_id", None))
+                log.exception("could not write the chat state after update %s", update_id)
+
+    def _remember_update(self, update_id: int, digest: str) -> None:
+        recent = self.__dict__.setdefault("_recent_updates", OrderedDict())
+        recent[update_id] = digest
+        recent.move_to_end(update_id)
+        while len(recent) > RECENT_UPDATES:
+            recent.popitem(last=False)
+        if self.__dict__.get("_high_water") is not None:
+            self._high_water = max(self._high_water, update_id)  # type: ignore[type-var]
+
+    async def _already_handled(self, update_id: int, digest: str) -> bool:
+        recent = self.__dict__.get("_recent_updates", {})
+        if update_id in recent:
+            return recent[update_id] == digest
+        persistence = self.persistence
+        if not isinstance(persistence, DatabasePersistence):
+            return False
+        try:
+            if self.__dict__.get("_high_water") is None:
+                self._high_water = await persistence.highest_processed(self.bot.id)
+            if update_id > self._high_water:  # type: ignore[operator]
+                return False  # above every id on record: new, no look-up needed
+            return await persistence.was_processed(self.bot.id, update_id, digest)
+        except Exception:  # noqa: BLE001 - the database may be down: handle it (saves are idempotent anyway)
+            log.warning("could not check whether update %s was handled already", update_id, exc_info=True)
+            return False
 
     async def update_persistence(self) -> None:
         await super().update_persistence()

@@ -43,36 +43,94 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
+DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
-def make_engine(url: str) -> AsyncEngine:
+def _sqlite_pragmas(busy_timeout_ms: int):  # noqa: ANN202
+    def connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    return connect
+
+
+def _sqlite_real_savepoint(conn, _name) -> None:  # noqa: ANN001
+    """Open the SQLite transaction before a SAVEPOINT that would otherwise be the first statement of it.
+
+    pysqlite only emits BEGIN before INSERT/UPDATE/DELETE. A session whose first write is inside
+    `begin_nested()` (save_visit, create_issue, transition, ...) sent SAVEPOINT with no transaction
+    open; SQLite then treats the savepoint as the transaction, and its RELEASE commits it. The
+    session's later writes went into a second transaction and a failure after the nested block
+    could not roll the first part back. With BEGIN first, the savepoint nests and the session's
+    COMMIT or ROLLBACK covers everything it wrote. (BEGIN stays DEFERRED: readers are not serialised.)
+    """
+    raw = conn.connection.dbapi_connection
+    inner = getattr(raw, "_connection", raw)  # aiosqlite's connection behind SQLAlchemy's adapter
+    if not inner.in_transaction:
+        conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str, *, busy_timeout_ms: int | None = None) -> AsyncEngine:
+    """The engine. `busy_timeout_ms`: how long a statement waits for another writer's lock before
+    failing (SQLite busy_timeout, default 5 s; PostgreSQL lock_timeout, default none — migrations
+    use this engine and may wait)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 5})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        wait = DEFAULT_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
+        engine = create_async_engine(url, connect_args={"timeout": wait / 1000})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(wait))
+        event.listen(engine.sync_engine, "savepoint", _sqlite_real_savepoint)
     else:
-        engine = create_async_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        connect_args = {}
+        if busy_timeout_ms is not None:
+            connect_args["server_settings"] = {"lock_timeout": str(int(busy_timeout_ms))}
+        # pre_ping: a pooled connection the server dropped (restart, pg_terminate_backend, idle
+        # timeout) is replaced at checkout instead of failing the next update. A connection lost in
+        # the middle of a transaction is invalidated by SQLAlchemy and never returned to the pool.
+        engine = create_async_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
     return engine
+
+
+# SQLSTATE classes of PostgreSQL errors that say "try again", not "there is a bug": connection
+# exceptions, transaction rollbacks (serialization failure, deadlock), insufficient resources,
+# operator intervention (admin shutdown, terminated backend), lock not available.
+_TRANSIENT_SQLSTATE = ("08", "40", "53", "57P", "55P03")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database error that a retry a moment later can fix: busy/locked, connection lost, deadlock."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if state is None and orig is not None:
+            state = getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+        return bool(state) and str(state).startswith(_TRANSIENT_SQLSTATE)
+    return isinstance(exc, (ConnectionError, TimeoutError))
 
 
 class Database:
     """Owns the engine; hands out one session per update or job."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
+        # A lock held by another writer fails the statement after this long (and the user is asked
+        # to try again) rather than holding up every later update, which PTB handles one by one.
         self.url = normalise_url(url)
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, busy_timeout_ms=busy_timeout_ms)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction commits on success and rolls back on error."""
+        """One transaction: commits on success, rolls back on error (savepoints nest inside it)."""
         async with self._sessions() as session, session.begin():
             yield session
 

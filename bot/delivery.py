@@ -13,6 +13,16 @@ so nothing is doubled; after "sent" Telegram has it, and the one duplicate happe
 window, and it spans only the time between Telegram's answer and one UPDATE's commit. A send that
 times out (Telegram may have acted) is retried too, so a timeout is the same window.
 
+The bound (tests/test_crash.py kills a real process at both points): delivery is at least once;
+rows are sent one at a time under `Sender.lock`, so at most ONE row is in `sending` at any moment
+and a crash doubles at most one message in all. Telegram has no idempotency key and a bot cannot
+read back what it sent, so that one cannot be closed from our side.
+
+The outcome of a send is written in its own transaction after the send. If that write fails (the
+database is locked or its connection dropped), the outcome is kept in memory (`Sender.unsettled`),
+retried briefly, and written before anything else at the next pass: the row is neither sent again
+by this process nor left in `sending` until a restart (tests/test_db_faults.py).
+
 Rates: at most `OUTBOX_RATE` messages a second over all chats (aiolimiter; Telegram allows about
 30, the rest is left to interactive replies), at most `OUTBOX_PER_CHAT_RATE` a second to one chat
 (a row whose chat was served too recently waits for the next pass, so one slow chat does not hold
@@ -25,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -41,6 +51,7 @@ from models.outbox import NewMessage, Row
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+SETTLE_WAITS = (0.1, 0.4, 1.0)  # seconds between tries of writing a send's outcome in the same pass
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=1)
 WECOM_RATE_WAIT = timedelta(seconds=60)
@@ -86,6 +97,9 @@ class Sender:
         self.robot_sends: dict[str, deque[datetime]] = {}
         self.paused: dict[str, datetime] = {}  # "tg" or a wecom recipient -> until
         self.lock = asyncio.Lock()
+        # Outcomes of sends that could not be written yet (row id -> the write): the row stays
+        # `sending`, so no pass claims it again; each pass first writes these.
+        self.unsettled: dict[int, Callable[[object], Awaitable[None]]] = {}
 
     # -- rate state ------------------------------------------------------------------------------
 
@@ -108,9 +122,30 @@ class Sender:
 
     # -- the pass --------------------------------------------------------------------------------
 
+    async def _settle(self, row_id: int, write: Callable[[object], Awaitable[None]], waits: tuple[float, ...] = SETTLE_WAITS) -> bool:
+        """Write a send's outcome (`write(session)`); on a database error try again after each of
+        `waits`, then keep it for the next pass. The send happened: its outcome must not be lost."""
+        for wait in (*waits, None):
+            try:
+                async with self.app.db.session() as session:
+                    await write(session)
+            except Exception:  # noqa: BLE001 - locked, connection dropped: the database comes back
+                if wait is None:
+                    log.warning("could not record the outcome of outbox row %s; kept for the next pass", row_id, exc_info=True)
+                    self.unsettled[row_id] = write
+                    return False
+                await asyncio.sleep(wait)
+            else:
+                self.unsettled.pop(row_id, None)
+                return True
+        return False
+
     async def drain(self, limit: int = 500) -> DrainResult:
         async with self.lock:
             result = DrainResult()
+            for row_id, write in list(self.unsettled.items()):
+                if not await self._settle(row_id, write, waits=()):
+                    return result  # the database still refuses writes: send nothing we could not record
             async with self.app.db.session() as session:
                 rows = await outbox.due(session, clock.now(), limit)
             served: set[str] = set()
@@ -127,6 +162,8 @@ class Sender:
                 ok = await self._try(row, result)
                 if ok:
                     self._note_sent(row, clock.now())
+                if row.id in self.unsettled:
+                    break  # the database refuses writes: send nothing more whose outcome could not be kept
             return result
 
     async def _try(self, row: Row, result: DrainResult) -> bool:
@@ -141,8 +178,8 @@ class Sender:
             wait = exc.retry_after if isinstance(exc.retry_after, timedelta) else timedelta(seconds=float(exc.retry_after))
             until = clock.now() + wait
             self.paused["tg"] = until
-            async with self.app.db.session() as session:
-                await outbox.give_back(session, row.id, until, f"429 flood wait {wait.total_seconds():g} s")
+            note = f"429 flood wait {wait.total_seconds():g} s"
+            await self._settle(row.id, lambda session: outbox.give_back(session, row.id, until, note))
             result.waiting += 1
             return False
         except (Forbidden, BadRequest) as exc:  # blocked, chat gone, bad text: trying again changes nothing
@@ -158,8 +195,8 @@ class Sender:
             result.failed += 1
             return False
         _kill_point("sent", row)
-        async with self.app.db.session() as session:
-            await outbox.mark_sent(session, row.id, clock.now())
+        sent_at = clock.now()
+        await self._settle(row.id, lambda session: outbox.mark_sent(session, row.id, sent_at))
         _kill_point("recorded", row)
         result.sent += 1
         return True
@@ -168,8 +205,7 @@ class Sender:
         retry_at = clock.now() + backoff(attempts) if retry else None
         if not retry:
             log.warning("outbox row %s (%s to %s) gave up: %s", row.id, row.kind, row.recipient, error)
-        async with self.app.db.session() as session:
-            await outbox.mark_failed(session, row.id, error, retry_at)
+        await self._settle(row.id, lambda session: outbox.mark_failed(session, row.id, error, retry_at))
 
     # -- Telegram ----------------------------------------------------------------------------------
 
@@ -201,8 +237,8 @@ class Sender:
         if exc.errcode == wecom.ERR_RATE_LIMIT:
             until = clock.now() + WECOM_RATE_WAIT
             self.paused[row.recipient] = until
-            async with self.app.db.session() as session:
-                await outbox.give_back(session, row.id, until, f"errcode {exc.errcode}: rate limit, waiting")
+            note = f"errcode {exc.errcode}: rate limit, waiting"
+            await self._settle(row.id, lambda session: outbox.give_back(session, row.id, until, note))
             return
         if exc.errcode in (wecom.ERR_BAD_KEY, ERR_NOT_CONFIGURED):
             await self._fail(row, f"errcode {exc.errcode}", retry=False)

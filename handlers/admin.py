@@ -38,6 +38,7 @@ from models.importer import ImportRefused, run_import
 from models.periods import Period
 from models.summary import numbers_from, paragraph
 from models.tables import Role
+from models.text import clean_args
 from models.users import Member, create_grid, create_invitation, grids_by_ids, parse_role, scope_grid_ids
 
 ADMIN_RULES = {
@@ -62,7 +63,7 @@ MANAGERS = (Role.SUPERVISOR, Role.ADMIN)
 
 @requires(Role.ADMIN)
 async def invite_command(update: Update, context: GridContext) -> None:
-    args = context.args or []
+    args = clean_args(context.args)
     if not 1 <= len(args) <= 2:
         await reply(update, context, context._("Usage: /invite worker|supervisor|admin GRID[,GRID]\nExample: /invite worker G01,G02"))
         return
@@ -85,7 +86,7 @@ async def invite_command(update: Update, context: GridContext) -> None:
 
 @requires(Role.ADMIN)
 async def grid_add_command(update: Update, context: GridContext) -> None:
-    args = context.args or []
+    args = clean_args(context.args)
     if len(args) < 2:
         await reply(update, context, context._("Usage: /grid_add CODE NAME\nExample: /grid_add G01 幸福里第一网格"))
         return
@@ -100,8 +101,9 @@ async def grid_add_command(update: Update, context: GridContext) -> None:
 
 
 def esc_rule(context: GridContext, err: RuleError) -> str:
-    """A rule message whose details (typed by the user) are HTML-escaped."""
-    safe = RuleError(err.code, **{k: esc(str(v)) for k, v in err.details.items()})
+    """A rule message whose details (typed by the user) are HTML-escaped and cut short (a 4,096-character
+    argument quoted back whole would make the reply longer than Telegram takes)."""
+    safe = RuleError(err.code, **{k: esc(str(v) if len(str(v)) <= 200 else str(v)[:200] + "…") for k, v in err.details.items()})
     return rule_message(context, safe, ADMIN_RULES)
 
 
@@ -165,6 +167,7 @@ def _when(context: GridContext, at) -> str:  # noqa: ANN001
 
 async def _run(update: Update, context: GridContext, body) -> None:  # noqa: ANN001
     """Run a command body; a RuleError becomes its message."""
+    context.args = clean_args(context.args)  # arguments reach SQL: no control characters (a NUL breaks PostgreSQL)
     try:
         await body()
     except RuleError as err:

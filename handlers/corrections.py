@@ -27,7 +27,7 @@ from handlers.visits import SITUATION_LABELS
 from models import corrections
 from models.errors import RuleError
 from models.tables import Role
-from models.text import ascii_digits
+from models.text import ascii_digits, clean_text
 
 ALL = (Role.WORKER, Role.SUPERVISOR, Role.ADMIN)
 KIND_NAMES = {"visit": N_("visit"), "patrol": N_("patrol"), "issue": N_("issue")}
@@ -64,7 +64,7 @@ CORRECT_USAGE = N_(
 
 def _rest(update: Update) -> str:
     """The message text after the command itself (keeps spaces and line breaks of the reason)."""
-    text = (update.message.text if update.message else "") or ""
+    text = clean_text((update.message.text if update.message else "") or "")  # a NUL would reach SQL (PostgreSQL refuses it)
     parts = text.split(maxsplit=1)
     return parts[1] if len(parts) == 2 else ""
 
@@ -74,9 +74,10 @@ def _kind(context: GridContext, kind: str) -> str:
 
 
 def _rule(context: GridContext, err: RuleError) -> str:
-    details = {k: esc(str(v)) for k, v in err.details.items()}
+    # Details quote what was typed: escaped, and cut short so that the reply stays one message.
+    details = {k: esc(str(v) if len(str(v)) <= 200 else str(v)[:200] + "…") for k, v in err.details.items()}
     if "kind" in details:
-        details["kind"] = _kind(context, str(err.details["kind"]))
+        details["kind"] = esc(_kind(context, str(err.details["kind"])[:200]))  # an unknown kind is the user's text
     if err.code == "field_not_correctable":
         fields = corrections.CORRECTABLE.get(str(err.details.get("kind")), ())
         details["fields"] = ", ".join(context._(FIELD_NAMES[f]) for f in fields) or "—"

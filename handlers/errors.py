@@ -6,11 +6,11 @@ import logging
 import traceback
 from datetime import timedelta
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from telegram import Update
 
 from bot import clock
 from bot.context import GridContext
+from bot.db import is_transient
 from bot.i18n import gettext_for, resolve_language
 from models.users import active_admin_telegram_ids, get_member
 
@@ -32,12 +32,14 @@ async def on_error(update: object, context: GridContext) -> None:
     log.error("error while handling update %s: %s", update_id, error_kind(exc), exc_info=exc)
     if isinstance(update, Update) and update.effective_chat is not None:
         context.lang = await _language_of(context, update)
-        busy = isinstance(exc, (OperationalError, DBAPIError))
-        text = (
-            context._("The database is busy right now. Nothing was lost: please send that again in a moment.")
-            if busy
-            else context._("Sorry, something went wrong on our side. Your form and its answers so far are kept; please try again.")
-        )
+        # Busy/locked, a dropped connection, a deadlock: the update's transaction was rolled back
+        # whole and the conversation did not move, so the same input again is the right answer.
+        if not is_transient(exc):
+            text = context._("Sorry, something went wrong on our side. Your form and its answers so far are kept; please try again.")
+        elif update.callback_query is not None:
+            text = context._("The database is busy right now, so that button did nothing. Your form is kept: press it again in a moment.")
+        else:
+            text = context._("The database is busy right now. Nothing was lost: please send that again in a moment.")
         try:
             if update.callback_query is not None:
                 await update.callback_query.answer()

@@ -12,20 +12,23 @@ from an earlier draft or another flow is recognised and answered harmlessly.
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, TelegramError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, TypeHandler, filters
 
-from bot import clock
+from bot import clock, delivery
 from bot.context import GridContext
 from bot.i18n import N_
 from handlers.common import edit_message, esc, reply
+from models import outbox
 from models.errors import RuleError
 
 log = logging.getLogger(__name__)
@@ -229,8 +232,10 @@ class Flow:
             return END
         if draft.get("editing") and current != self.confirm and nxt != current and self.steps[nxt].main:
             nxt, draft["editing"] = self.confirm, False
-        draft["step"] = nxt
+        # The step is recorded only once it was asked: if Telegram fails on the question, the
+        # conversation and the draft both stay on the step the user last saw.
         await self.steps[nxt].ask(update, context, draft)
+        draft["step"] = nxt
         return nxt
 
     async def start(self, update: Update, context: GridContext) -> object:
@@ -238,7 +243,11 @@ class Flow:
         if open_draft is not None:
             if open_draft["flow"] in FLOW_BY_NAME and not FLOW_BY_NAME[open_draft["flow"]].expired(context, open_draft):
                 await FLOW_BY_NAME[open_draft["flow"]].offer_resume(update, context, open_draft)
-                return END if open_draft["flow"] != self.name else None
+                if open_draft["flow"] != self.name:
+                    return END
+                # This flow's draft is open but its conversation is not (its first question never
+                # reached the user): re-enter at the draft's step so ▶️ Continue / 🗑 Discard work.
+                return open_draft["step"]
             context.draft = None  # a leftover from a flow that timed out while the bot was down
         data = await self.begin(update, context)
         if data is None:
@@ -419,12 +428,151 @@ def register_flow(flow: Flow) -> Flow:
     return flow
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A Telegram failure that trying again later can cure: an outage, a 5xx, a dropped connection,
+    a timeout, a flood wait PTB's own retries did not outlast. Not a refusal (400, 403)."""
+    return isinstance(exc, RetryAfter) or (isinstance(exc, NetworkError) and not isinstance(exc, BadRequest))
+
+
 async def answer_query(query, text: str | None = None, alert: bool = False) -> None:  # noqa: ANN001
-    """Answer a button press (Telegram shows at most 200 characters); a query too old to answer is fine."""
+    """Answer a button press (Telegram shows at most 200 characters); a query too old to answer is fine.
+
+    The answer only stops the button's spinner, so a Telegram outage here is logged and ignored:
+    it must not undo (or leave half-done) what the press did.
+    """
     try:
         await query.answer(text[:190] if text else None, show_alert=alert)
     except BadRequest:
         log.info("callback query too old to answer")
+    except TelegramError as exc:
+        if not is_transient(exc):
+            raise
+        log.warning("could not answer a button press: %s", exc)
+
+
+# -- telling the user what a save did ---------------------------------------------------------------
+
+CONFIRM_KIND = "confirm"  # outbox kind of a confirmation Telegram could not take at the time
+CLOSED_KEY = "closed_forms"  # user_data: draft key -> what saving it did (for a late second tap)
+CLOSED_KEEP = 5
+
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
+
+
+def _payload(markup: Markup) -> dict | None:
+    """Inline callback buttons travel with an outbox row; a reply keyboard (or its removal) cannot."""
+    if not isinstance(markup, InlineKeyboardMarkup):
+        return None
+    rows = [[(b.text, b.callback_data) for b in row if isinstance(b.callback_data, str)] for row in markup.inline_keyboard]
+    rows = [r for r in rows if r]
+    return delivery.buttons_payload(rows) if rows else None
+
+
+def _plain(text: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
+
+
+def _remember_closed(context: GridContext, draft: dict, outcome: str) -> None:
+    if context.user_data is None:
+        return
+    closed = context.user_data.setdefault(CLOSED_KEY, {})
+    closed.pop(draft["id"][:8], None)
+    closed[draft["id"][:8]] = outcome[:120]
+    while len(closed) > CLOSED_KEEP:
+        closed.pop(next(iter(closed)))
+
+
+async def tell_outcome(update: Update, context: GridContext, draft: dict, messages: list[tuple[str, Markup]], *,
+                       summary: str | None = None, drop_buttons: bool = False) -> int:
+    """Tell the user what a save did, once, even if Telegram is down right now. Every save uses it.
+
+    The record is committed before this is called. `summary` replaces the text of the message the
+    pressed button sits on (`drop_buttons`: only its buttons are removed); `messages` are then
+    sent in order, each (text, markup). If Telegram fails transiently (see `is_transient`; PTB's
+    AIORateLimiter has already retried flood waits) what did not get through is written to the
+    outbox under ("confirm", draft id, chat, part) and sent by the outbox when Telegram is back:
+    the key makes it exactly once, even if the save runs again. Inline callback buttons go with
+    it; a reply keyboard (or its removal) cannot. When only the summary edit was due, its text is
+    what is queued. Whatever happened, the caller ends the conversation normally, so the draft is
+    cleared. A refusal (400: a bug; 403: the user blocked the bot) is not queued: a bug stays
+    loud (raised), a blocked user cannot be told. Returns how many messages were queued.
+    """
+    chat_id = update.effective_chat.id
+    # The outcome in one line: the message's first, or the summary's last (where the edit says it).
+    _remember_closed(context, draft, _plain(messages[0][0]).split("\n")[0] if messages else _plain(summary or "").split("\n")[-1])
+    try:
+        async with context.db.session() as session:
+            queued = await outbox.exists(session, CONFIRM_KIND, draft["id"])
+    except Exception:  # noqa: BLE001 - the record is saved; a failed look here only risks a duplicate message
+        log.warning("could not look for a queued confirmation of draft %s", draft["id"], exc_info=True)
+        queued = False
+    if queued:  # an earlier run of this save (before a crash) queued it: the outbox tells the user
+        return 0
+    pending: list[tuple[str, Markup]] = []
+    query = update.callback_query
+    edit_failed = False  # transiently: when it was the whole confirmation, its text is queued
+    if query is not None and (summary is not None or drop_buttons):
+        try:
+            await edit_message(update, summary, None)
+        except Forbidden:
+            log.info("chat %s blocked the bot; the saved draft %s cannot be confirmed", chat_id, draft["id"])
+            return 0
+        except BadRequest as exc:  # the summary was deleted or is too old to edit: say it in a new message
+            log.info("could not edit the summary of draft %s: %s", draft["id"], exc)
+            if not messages and summary is not None:
+                messages = [(summary, None)]
+        except TelegramError as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("Telegram failed on the summary of saved draft %s: %s", draft["id"], exc)
+            edit_failed = True
+    for i, (text, markup) in enumerate(messages):
+        try:
+            await context.bot.send_message(chat_id, text, reply_markup=markup)
+        except Forbidden:
+            log.info("chat %s blocked the bot; the saved draft %s cannot be confirmed", chat_id, draft["id"])
+            return 0
+        except TelegramError as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("Telegram failed on the confirmation of saved draft %s: %s; it goes to the outbox", draft["id"], exc)
+            pending = messages[i:]
+            break
+    if not messages and edit_failed and summary is not None:
+        pending = [(summary, None)]
+    if not pending:
+        return 0
+    first = len(messages) - len(pending) if messages else 0
+    rows = [outbox.NewMessage(CONFIRM_KIND, draft["id"], delivery.tg(chat_id), text, part=first + i, payload=_payload(markup), urgent=True)
+            for i, (text, markup) in enumerate(pending)]
+    async with context.db.session() as session:
+        await outbox.enqueue(session, rows)
+    return len(rows)
+
+
+NOTICE_KIND = "notice"  # outbox kind of a notification to another user Telegram could not take at the time
+
+
+async def notify(context: GridContext, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None) -> bool:
+    """Tell another user (a supervisor, an assignee, a reporter) after a commit. A transient
+    Telegram failure queues the message in the outbox, which sends it when Telegram is back; a
+    refusal (blocked, bad chat) is logged. Never raises: the committed change stands either way.
+    Returns whether it was sent now."""
+    try:
+        await context.bot.send_message(chat_id, text, reply_markup=markup)
+        return True
+    except TelegramError as exc:
+        if not is_transient(exc):
+            log.warning("could not notify chat %s: %s", chat_id, exc)
+            return False
+        log.warning("Telegram failed on a notification to chat %s: %s; it goes to the outbox", chat_id, exc)
+    try:  # a fresh key per notification: it is queued once, here, and only when the send failed
+        async with context.db.session() as session:
+            await outbox.enqueue(session, [outbox.NewMessage(NOTICE_KIND, uuid.uuid4().hex, delivery.tg(chat_id), text,
+                                                             payload=_payload(markup), urgent=True)])
+    except Exception:  # noqa: BLE001 - the database may be what failed; the change itself is committed
+        log.exception("could not queue a notification to chat %s", chat_id)
+    return False
 
 
 async def stale_button(update: Update, context: GridContext) -> None:
@@ -437,6 +585,11 @@ async def stale_button(update: Update, context: GridContext) -> None:
         # A draft whose conversation state was lost (e.g. a crash between two writes): let it go.
         context.draft = None
         await answer_query(query, context._("Discarded."))
+        return
+    closed = (context.user_data or {}).get(CLOSED_KEY, {})
+    if len(parts) >= 3 and parts[1] in closed:
+        # A second tap of Save (or any button) of a form that was saved: say what the first one did.
+        await answer_query(query, context._("This button has expired: that form was already saved. {outcome}").format(outcome=closed[parts[1]]))
         return
     await answer_query(query, context._("This button has expired; it belongs to a form that is already closed."))
 

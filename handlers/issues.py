@@ -64,9 +64,11 @@ from handlers.flow import (
     answer_query,
     button,
     keyboard,
+    notify,
     register_flow,
     rule_message,
     summary_line,
+    tell_outcome,
 )
 from models.errors import RuleError
 from models.issues import (
@@ -99,6 +101,7 @@ from models.issues import (
     visit_prefill,
 )
 from models.tables import Role
+from models.text import clean_text
 from models.users import Member, grids_by_ids
 
 log = logging.getLogger(__name__)
@@ -261,11 +264,8 @@ def action_markup(t: Callable[[str], str], issue: IssueView, member: Member) -> 
 
 
 async def _send(context: GridContext, member: Member, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Tell another user; a failed notification never undoes what was committed."""
-    try:
-        await context.bot.send_message(member.telegram_id, text, reply_markup=markup)
-    except TelegramError:
-        log.warning("could not notify user %s", member.id, exc_info=True)
+    """Tell another user; a failed notification never undoes what was committed (see flow.notify)."""
+    await notify(context, member.telegram_id, text, markup)
 
 
 async def _answer(update: Update, text: str | None = None, alert: bool = False) -> None:
@@ -590,13 +590,11 @@ async def _submit(update: Update, context: GridContext, draft: dict) -> str | No
         return STAY
     # The issue is committed; whatever happens to the messages below, it stays reported once.
     issue = result.issue
-    if update.callback_query is not None:
-        await edit_message(update, None, None)
     if result.action == "resolve_on_spot":
         text = context._("✅ Recorded as issue {id}, resolved on the spot. A supervisor may verify it. /issue {id} shows it.")
     else:
         text = context._("✅ Reported as issue {id}. Deadline: {due}. The grid's supervisors have been told; /issue {id} shows it.")
-    await reply(update, context, text.format(id=issue.human_id, due=_when(context, issue.due_at)))
+    await tell_outcome(update, context, draft, [(text.format(id=issue.human_id, due=_when(context, issue.due_at)), None)], drop_buttons=True)
     if result.created and result.action == "submit":
         await notify_dispatchers(context, issue, N_("🆕 New issue {id} to dispatch:"), member)
     return END
@@ -611,8 +609,9 @@ async def _attach(update: Update, context: GridContext, draft: dict, issue_id: i
     except RuleError as err:
         context.notice = issue_rule_message(context, err)
         return STAY
-    await edit_message(update, None, None)
-    await reply(update, context, context._("📎 Your report was added to issue {id}; no new issue was opened. /issue {id} shows it.").format(id=issue.human_id))
+    await tell_outcome(update, context, draft, [(
+        context._("📎 Your report was added to issue {id}; no new issue was opened. /issue {id} shows it.").format(id=issue.human_id), None)],
+        drop_buttons=True)
     if created:
         async with context.db.session() as session:
             others = [m for uid in {issue.reporter_id, issue.assignee_id} if uid and uid != member.id and (m := await member_by_id(session, uid))]
@@ -817,7 +816,7 @@ async def _apply_note(update: Update, context: GridContext, draft: dict) -> str:
     except RuleError as err:
         await reply(update, context, issue_rule_message(context, err))
         return END
-    await reply(update, context, _done_text(context, result))
+    await tell_outcome(update, context, draft, [(_done_text(context, result), None)])
     await notify_change(context, result, member, d["note"])
     return END
 
@@ -948,7 +947,7 @@ async def issue_command(update: Update, context: GridContext) -> None:
     if not context.args:
         await reply(update, context, context._("Which issue? Send /issue followed by its number, e.g. /issue 2605-0042."))
         return
-    ref = context.args[0][:20]
+    ref = clean_text(context.args[0])[:20]  # no control characters: a NUL breaks the PostgreSQL lookup
     async with context.db.session() as session:
         issue = await find_issue(session, ref)
         if issue is not None and may_view(issue, member):

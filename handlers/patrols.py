@@ -70,10 +70,12 @@ from handlers.flow import (
     add_photo,
     button,
     keyboard,
+    notify,
     paged_markup,
     register_flow,
     rule_message,
     summary_line,
+    tell_outcome,
 )
 from handlers.issues import report_button
 from jobs import reinspection
@@ -110,6 +112,7 @@ from models.patrols import (
     validate_shop_name,
 )
 from models.tables import Role
+from models.text import one_line
 from models.users import grids_by_ids, scope_grid_ids
 
 log = logging.getLogger(__name__)
@@ -256,7 +259,7 @@ async def _results(context: GridContext, draft: dict) -> tuple[str, InlineKeyboa
 
 
 async def shop_text(update: Update, context: GridContext, draft: dict) -> str | None:
-    query = " ".join(update.message.text.split())[:100]
+    query = one_line(update.message.text)[:100]  # as the household search: control characters dropped
     if not query:
         await reply(update, context, context._("Type at least one character of the shop's name or address."))
         return STAY
@@ -487,7 +490,6 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
             return STAY
         saved = await save_patrol(session, patrol)
     # The record is committed; whatever happens to the messages below, it stays saved once.
-    await edit_message(update, summary_text(context, draft) + "\n\n" + context._("✅ Saved as patrol #{id}.").format(id=saved.patrol_id))
     lines = [context._("✅ Patrol #{id} saved. Thank you! /patrol logs the next one, /shop shows a shop's record.").format(id=saved.patrol_id)]
     if saved.escalated:
         lines.append(context._("📣 The escalated items went to your grid's supervisors."))
@@ -500,7 +502,8 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
         button_ = report_button(context, context._("📝 Report an issue from this patrol"), location=None, photos=d.get("photos", []),
                                 grid_id=d["grid_id"], source="patrol", source_id=saved.patrol_id, address=shop_address)
         markup = InlineKeyboardMarkup([[button_]])
-    await reply(update, context, "\n".join(lines), reply_markup=markup)
+    await tell_outcome(update, context, draft, [("\n".join(lines), markup)],
+                       summary=summary_text(context, draft) + "\n\n" + context._("✅ Saved as patrol #{id}.").format(id=saved.patrol_id))
     if saved.created:
         await notify_supervisors(context, saved)
     return END
@@ -576,13 +579,8 @@ def deadline_markup(_, f: FindingView, default_days: int) -> InlineKeyboardMarku
     return InlineKeyboardMarkup([row, [InlineKeyboardButton(_("↩️ Back"), callback_data=f"po:{f.id}:{current}:back")]])
 
 
-async def _send(context: GridContext, chat_id: int, text: str, **kwargs) -> bool:  # noqa: ANN003
-    try:
-        await context.bot.send_message(chat_id, text, **kwargs)
-        return True
-    except TelegramError:
-        log.warning("could not deliver a patrol message to chat %s", chat_id, exc_info=True)
-        return False
+async def _send(context: GridContext, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None) -> bool:
+    return await notify(context, chat_id, text, reply_markup)
 
 
 async def notify_supervisors(context: GridContext, saved: SavedPatrol) -> None:
@@ -792,7 +790,8 @@ async def _save_shop(update: Update, context: GridContext, draft: dict) -> str |
     except RuleError as err:
         await reply(update, context, rule_message(context, err, RULE_MESSAGES))
         return STAY
-    await edit_message(update, shop_add_summary(context, draft) + "\n\n" + context._("✅ Registered as shop #{id}.").format(id=shop_id))
+    await tell_outcome(update, context, draft, [],
+                       summary=shop_add_summary(context, draft) + "\n\n" + context._("✅ Registered as shop #{id}.").format(id=shop_id))
     return END
 
 
@@ -862,7 +861,7 @@ def card_text(context: GridContext, card) -> str:  # noqa: ANN001 - models.patro
 
 @requires(Role.WORKER, Role.SUPERVISOR, Role.ADMIN)
 async def shop_command(update: Update, context: GridContext) -> None:
-    query = " ".join(context.args or [])[:100]
+    query = one_line(" ".join(context.args or []))[:100]
     if not query.strip():
         await reply(update, context, context._("Usage: /shop NAME — part of a shop's name or address, e.g. /shop 面馆"))
         return

@@ -30,7 +30,7 @@ from bot.context import GridContext
 from bot.i18n import N_, gettext_for
 from bot.settings import SUPPORTED_LANGUAGES
 from handlers.common import edit_message, esc, not_registered_text, reply, role_name
-from handlers.flow import END, STAY, Flow, Step, keyboard, register_flow, rule_message
+from handlers.flow import END, STAY, Flow, Step, keyboard, register_flow, rule_message, tell_outcome
 from models.errors import RuleError
 from models.tables import Role
 from models.text import one_line
@@ -203,9 +203,10 @@ async def _finish_join(update: Update, context: GridContext, draft: dict, phone:
     assert member is not None
     async with context.db.session() as session:
         await set_profile(session, member.id, display_name=draft["data"]["name"], phone=phone)
-    await reply(update, context, context._("Thank you, {name}. You are all set.").format(name=esc(draft["data"]["name"])),
-                reply_markup=ReplyKeyboardRemove())
-    await reply(update, context, help_text(context))
+    await tell_outcome(update, context, draft, [
+        (context._("Thank you, {name}. You are all set.").format(name=esc(draft["data"]["name"])), ReplyKeyboardRemove()),
+        (help_text(context), None),
+    ])
     return END
 
 

@@ -49,6 +49,7 @@ from handlers.flow import (
     register_flow,
     rule_message,
     summary_line,
+    tell_outcome,
     toggle,
     toggle_markup,
 )
@@ -354,11 +355,12 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
             return STAY
         visit_id, _created = await save_visit(session, visit)
     # The record is committed; whatever happens to the replies below, it stays saved once.
-    await edit_message(update, summary_text(context, draft) + "\n\n" + context._("✅ Saved as visit #{id}.").format(id=visit_id))
     from handlers.issues import visit_report_markup  # a hazard found on the visit becomes an issue with one button
 
-    await reply(update, context, context._("✅ Visit #{id} saved. Thank you! /visit logs the next one, /my shows your figures.").format(id=visit_id),
-                reply_markup=visit_report_markup(context, visit_id, d["situations"]))
+    await tell_outcome(update, context, draft, [(
+        context._("✅ Visit #{id} saved. Thank you! /visit logs the next one, /my shows your figures.").format(id=visit_id),
+        visit_report_markup(context, visit_id, d["situations"]),
+    )], summary=summary_text(context, draft) + "\n\n" + context._("✅ Saved as visit #{id}.").format(id=visit_id))
     return END
 
 

@@ -29,6 +29,7 @@ from models.stats import (
     weekly_issue_figures,
     weekly_visits_by_grid,
 )
+from models.admin import mask_name
 from models.tables import Role
 
 WEEKS = 8
@@ -123,7 +124,7 @@ def _totals(digest: Digest, grid_ids: list[int]) -> GridWeek:
                     isum("issues"), isum("issues_prev"), [])
 
 
-def _grid_lines(_, g: GridWeek, title: str, bold) -> list[str]:  # noqa: ANN001
+def _grid_lines(_, g: GridWeek, title: str, bold, mask: bool = False) -> list[str]:  # noqa: ANN001
     i, ip = g.issues, g.issues_prev
     lines = [bold(title),
              _("Visits: {n} ({delta} on the week before) · coverage {coverage} of target {target} ({expected} expected by now)").format(
@@ -138,12 +139,14 @@ def _grid_lines(_, g: GridWeek, title: str, bold) -> list[str]:  # noqa: ANN001
             r=i.reported, delta=_delta(i.reported, ip.reported if ip else 0), s=i.resolved, o=i.overdue, rate=pct(i.resolution_rate),
             rd=_rate_delta(i.resolution_rate, ip.resolution_rate if ip else None), ot=pct(i.on_time_rate)))
     if g.idle:
-        lines.append(_("Logged nothing this week: {names}").format(names=esc("、".join(g.idle))))
+        names = [mask_name(n) or "?" for n in g.idle] if mask else g.idle
+        lines.append(_("Logged nothing this week: {names}").format(names=esc("、".join(names))))
     return lines
 
 
-def render(_, digest: Digest, grid_ids: list[int], *, markdown: bool = False) -> str:  # noqa: ANN001
-    """The digest of `grid_ids`: HTML for Telegram, or WeCom markdown."""
+def render(_, digest: Digest, grid_ids: list[int], *, markdown: bool = False, mask: bool = False) -> str:  # noqa: ANN001
+    """The digest of `grid_ids`: HTML for Telegram, or WeCom markdown; `mask` for group chats and robots, whose
+    members are not known to be within the grids' staff (DESIGN §4: names only within the viewer's scope)."""
     def bold(text: str) -> str:
         return f"**{text}**" if markdown else f"<b>{esc(text)}</b>"
 
@@ -151,7 +154,7 @@ def render(_, digest: Digest, grid_ids: list[int], *, markdown: bool = False) ->
     for gid in grid_ids:
         g = digest.grids[gid]
         lines.append("")
-        lines += _grid_lines(_, g, f"{g.code} · {g.name}", bold)
+        lines += _grid_lines(_, g, f"{g.code} · {g.name}", bold, mask)
     if len(grid_ids) > 1:
         lines.append("")
         lines += _grid_lines(_, _totals(digest, grid_ids), _("All {n} grids").format(n=len(grid_ids)), bold)
@@ -185,9 +188,10 @@ def split_text(text: str, limit: int = TG_LIMIT) -> list[str]:
     return parts
 
 
-def telegram_messages(settings, digest: Digest, grid_ids: list[int], chat_id: int, language: str | None, key: str) -> list[NewMessage]:  # noqa: ANN001
+def telegram_messages(settings, digest: Digest, grid_ids: list[int], chat_id: int, language: str | None, key: str,  # noqa: ANN001
+                      mask: bool = False) -> list[NewMessage]:
     _ = _t(settings, language)
-    out = [NewMessage("digest", key, tg(chat_id), part, part=n) for n, part in enumerate(split_text(render(_, digest, grid_ids)))]
+    out = [NewMessage("digest", key, tg(chat_id), part, part=n) for n, part in enumerate(split_text(render(_, digest, grid_ids, mask=mask)))]
     caption = _("📈 Last {n} weeks: visits (bars) and issue resolution rate (line)").format(n=len(digest.weeks))
     out.append(NewMessage("digest_chart", key, tg(chat_id), caption, image=chart(_, digest, grid_ids)))
     return out
@@ -196,7 +200,7 @@ def telegram_messages(settings, digest: Digest, grid_ids: list[int], chat_id: in
 def wecom_messages(settings, digest: Digest, grid_ids: list[int], url: str, key: str) -> list[NewMessage]:  # noqa: ANN001
     _ = _t(settings, None)
     to = wecom.recipient(url)
-    out = [NewMessage("digest", key, to, chunk, part=n) for n, chunk in enumerate(wecom.split_markdown(render(_, digest, grid_ids, markdown=True)))]
+    out = [NewMessage("digest", key, to, chunk, part=n) for n, chunk in enumerate(wecom.split_markdown(render(_, digest, grid_ids, markdown=True, mask=True)))]
     out.append(NewMessage("digest_chart", key, to, "", image=chart(_, digest, grid_ids)))
     return out
 
@@ -228,7 +232,7 @@ async def produce_digest(session, app, scheduled: datetime, now: datetime) -> li
     for scope, chat_ids in settings.digest_chats.items():
         gids = _scope_grids(scope, codes, all_ids)
         for chat_id in chat_ids if gids else []:
-            out += telegram_messages(settings, digest, gids, chat_id, None, f"{week.label}:{scope}")
+            out += telegram_messages(settings, digest, gids, chat_id, None, f"{week.label}:{scope}", mask=True)
     for scope, urls in settings.wecom_robots.items():
         gids = _scope_grids(scope, codes, all_ids)
         for url in urls if gids else []:

@@ -115,6 +115,7 @@ class Issue(SQLModel, table=True):
     __table_args__ = (
         Index("ix_issue_grid_status", "grid_id", "status"),
         Index("ix_issue_reported_at", "reported_at"),
+        Index("ix_issue_grid_reported_at", "grid_id", "reported_at"),  # migration 0009: many grids, one short period
         Index("ix_issue_assignee_status", "assignee_id", "status"),
         Index("ix_issue_category_latitude", "category", "latitude"),
     )

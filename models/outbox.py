@@ -8,7 +8,9 @@ catch-up, a crash and a restart) never writes a second row.
 
 The one window: a row is marked `sending` (committed), sent, then marked `sent` (committed). If the
 process dies after Telegram accepted the message and before `sent` is committed, the row is found
-in `sending` at the next start and sent again: at most one duplicate, and only then.
+in `sending` at the next start and sent again: at most one duplicate, and only then. The sender
+claims one row at a time, so a crash leaves at most one row in `sending`: at most one duplicate per
+crash over the whole outbox (tests/test_crash.py kills a real process on both sides of the window).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func
+from sqlalchemy import and_, case, func, literal, or_, text, union_all
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -179,43 +180,55 @@ def _seconds_between(session: AsyncSession, later, earlier):  # noqa: ANN001, AN
 
 async def issue_figures(
     session: AsyncSession, period: Period, at: datetime, grid_ids: list[int] | None = None, by: tuple[str, ...] = ("grid", "category"),
+    total: bool = False,
 ) -> list[IssueFigures]:
     """Issue figures of `period` at the cut-off `at`, one row per group of `by` (a subset of grid, category).
 
-    Groups with no issue reported are left out. `grid_ids=None` means every grid.
+    Groups with no issue reported are left out. `grid_ids=None` means every grid. `total=True` adds the
+    figures of all the groups together (grid and category None, first), from the same statement.
     """
     from models.issues import DONE_STATUSES, REJECTED, RESOLVED, Issue, IssueEvent
 
     conditions = [Issue.reported_at >= period.start, Issue.reported_at < period.end, Issue.reported_at <= at, col(Issue.voided_at).is_(None)]
     if grid_ids is not None:
         conditions.append(col(Issue.grid_id).in_(grid_ids))
-    # For some grids, only the events of their issues are ranked (bench/: ranking every event of the
-    # ledger made one grid cost as much as the whole city); for every grid a plain scan is cheaper.
-    in_scope = [col(IssueEvent.issue_id).in_(select(Issue.id).where(*conditions))] if grid_ids is not None else []
-    ranked = (
-        select(
-            IssueEvent.issue_id, IssueEvent.to_status,
-            func.row_number().over(partition_by=IssueEvent.issue_id, order_by=(col(IssueEvent.at).desc(), col(IssueEvent.id).desc())).label("rn"),
-        )
-        .where(IssueEvent.at <= at, *in_scope)
-        .subquery()
+    if session.bind.dialect.name == "postgresql":
+        # PostgreSQL costs the correlated probe below as if run for every issue, passes jit_above_cost and
+        # spends ~1-2 s compiling (EXPLAIN ANALYZE: "JIT: Inlining true, Optimization true") a query that
+        # runs in a fraction of that. For this transaction only.
+        await session.exec(text("SET LOCAL jit = off"))  # type: ignore[call-overload]
+    # Status at the cut-off: an issue not changed since `at` (updated_at moves with every status change,
+    # models/issues.py) is in its stored status; only issues changed after `at` look at their events.
+    # Ranking every event of the ledger was the cost of this call (bench/: 3.6x a plain grouped query).
+    # For those, the latest event up to `at` (an index probe on (issue_id, at) per changed issue; a joined
+    # row_number() subquery made SQLite scan it once per issue: 1-3 s a week in the digest).
+    latest_event = aliased(IssueEvent)
+    status_then = (
+        select(latest_event.to_status)
+        .where(latest_event.issue_id == Issue.id, latest_event.at <= at)
+        .order_by(col(latest_event.at).desc(), col(latest_event.id).desc())
+        .limit(1)
+        .scalar_subquery()
     )
+    in_scope = [col(IssueEvent.issue_id).in_(select(Issue.id).where(*conditions))] if grid_ids is not None else []
     latest_resolution = (
         select(IssueEvent.issue_id, func.max(IssueEvent.at).label("resolved_at"))
         .where(IssueEvent.to_status == RESOLVED, IssueEvent.at <= at, *in_scope)
         .group_by(IssueEvent.issue_id)
         .subquery()
     )
+    unchanged = col(Issue.updated_at) <= at
     base = (
         select(
             col(Issue.id).label("id"), col(Issue.grid_id).label("grid_id"), col(Issue.category).label("category"),
             col(Issue.reported_at).label("reported_at"), col(Issue.due_at).label("due_at"),
-            ranked.c.to_status.label("status"), latest_resolution.c.resolved_at,
+            case((unchanged, col(Issue.status)), else_=status_then).label("status"), latest_resolution.c.resolved_at,
         )
-        .join(ranked, and_(ranked.c.issue_id == Issue.id, ranked.c.rn == 1))
         .outerjoin(latest_resolution, latest_resolution.c.issue_id == Issue.id)
-        .where(*conditions)
-        .subquery()
+        # An issue changed after `at` with no event up to `at` had no status then (left out, as before).
+        .where(*conditions, or_(unchanged, status_then.is_not(None)))
+        # A CTE read twice (totals, medians) in ONE statement: both engines compute it once.
+        .cte("issue_base")
     )
     keys = [base.c.grid_id if "grid" in by else None, base.c.category if "category" in by else None]
     group = [k for k in keys if k is not None]
@@ -225,40 +238,54 @@ async def issue_figures(
     def count_if(condition) -> object:  # noqa: ANN001
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    totals = await session.exec(
-        select(
-            *group, func.count(),
-            count_if(done), count_if(base.c.status == "closed"), count_if(base.c.status == REJECTED), count_if(unresolved),
-            count_if(and_(unresolved, base.c.due_at < at)), count_if(and_(done, base.c.resolved_at < base.c.due_at)),
-        ).group_by(*group)
+    figures = (
+        func.count().label("n_issues"),
+        count_if(done), count_if(base.c.status == "closed"), count_if(base.c.status == REJECTED), count_if(unresolved),
+        count_if(and_(unresolved, base.c.due_at < at)), count_if(and_(done, base.c.resolved_at < base.c.due_at)),
     )
     # Median by window function: number the durations within each group, average the middle one or two.
     seconds = _seconds_between(session, base.c.resolved_at, base.c.reported_at)
-    numbered = (
-        select(
-            *group, seconds.label("s"),
-            func.row_number().over(partition_by=group or None, order_by=seconds).label("rn"),
-            func.count().over(partition_by=group or None).label("n"),
+
+    def medians_over(keys: list) -> object:  # noqa: ANN001
+        numbered = (
+            select(
+                *keys, seconds.label("s"),
+                func.row_number().over(partition_by=keys or None, order_by=seconds).label("rn"),
+                func.count().over(partition_by=keys or None).label("n"),
+            )
+            .where(done, base.c.resolved_at.is_not(None))  # an imported closed issue may have no resolution event
+            .subquery()
         )
-        .where(done, base.c.resolved_at.is_not(None))  # an imported closed issue may have no resolution event
-        .subquery()
-    )
-    ngroup = [numbered.c[k.name] for k in group]
-    medians = await session.exec(
-        select(*ngroup, func.avg(numbered.c.s), func.count())  # two columns at least: rows, not scalars
-        .where(numbered.c.rn.in_([(numbered.c.n + 1) // 2, (numbered.c.n + 2) // 2]))
-        .group_by(*ngroup)
-    )
-    median_by_key = {tuple(row[:-2]): float(row[-2]) for row in medians.all() if row[-1]}
+        nkeys = [numbered.c[k.name] for k in keys]
+        return (
+            select(*nkeys, func.avg(numbered.c.s).label("median_s"))
+            .where(numbered.c.rn.in_([(numbered.c.n + 1) // 2, (numbered.c.n + 2) // 2]))
+            .group_by(*nkeys)
+        )
+
+    # Level 0: per group; level 1 (total=True): every group together, under keys no group has (grid -1,
+    # category ''), so the two halves join on plain equality (an OR or NULL-safe join here made SQLite
+    # compare every pair of groups: 3x slower at city size).
+    totals_parts = [select(literal(0).label("level"), *group, *figures).group_by(*group)]
+    medians_parts = [select(literal(0).label("level"), *medians_over(group).subquery().c)]
+    if total and group:
+        no_group = [literal(-1 if k.name == "grid_id" else "").label(k.name) for k in group]
+        totals_parts.append(select(literal(1).label("level"), *no_group, *figures))
+        medians_parts.append(select(literal(1).label("level"), *no_group, *medians_over([]).subquery().c))
+    totals = (union_all(*totals_parts) if len(totals_parts) > 1 else totals_parts[0]).subquery()
+    medians = (union_all(*medians_parts) if len(medians_parts) > 1 else medians_parts[0]).subquery()
+    same_group = and_(*[totals.c[k.name] == medians.c[k.name] for k in group]) if group else literal(True)
+    on = and_(same_group, totals.c.level == medians.c.level) if total and group else same_group
+    rows = await session.exec(select(totals, medians.c.median_s).select_from(totals.outerjoin(medians, on)))
     out = []
-    for row in totals.all():
-        key = tuple(row[: len(group)])
-        values = [int(v) for v in row[len(group):]]
+    for row in rows.all():
+        level, key = row[0], tuple(row[1: 1 + len(group)])
+        values = [int(v) for v in row[1 + len(group):-1]]
         if not values[0]:
             continue  # no group by: the one row of an empty period
-        grid_id = key[0] if "grid" in by else None
-        category = key[-1] if "category" in by else None
-        out.append(IssueFigures(grid_id, category, *values, median_by_key.get(key)))
+        grid_id = key[0] if "grid" in by and level == 0 else None
+        category = key[-1] if "category" in by and level == 0 else None
+        out.append(IssueFigures(grid_id, category, *values, float(row[-1]) if row[-1] is not None else None))
     return sorted(out, key=lambda f: (f.grid_id or 0, f.category or ""))
 
 
@@ -443,8 +470,9 @@ async def street_figures(session: AsyncSession, grid_ids: list[int], period: Per
     """Every DESIGN.md §2 figure of `period` for each grid of `grid_ids`, and the totals."""
     coverage = await grid_coverage(session, grid_ids, period, at)
     patrol = {f.grid_id: f for f in await patrol_figures(session, grid_ids, period, at, tz)}
-    issues = {f.grid_id: f for f in await issue_figures(session, period, at, grid_ids, by=("grid",))} if grid_ids else {}
-    totals = (await issue_figures(session, period, at, grid_ids, by=())) if grid_ids else []
+    rows = await issue_figures(session, period, at, grid_ids, by=("grid",), total=True) if grid_ids else []
+    issues = {f.grid_id: f for f in rows if f.grid_id is not None}
+    totals = [f for f in rows if f.grid_id is None]
     grids = [GridFigures(c, patrol[c.grid_id], issues.get(c.grid_id)) for c in coverage]
     return StreetFigures(period, at, grids, totals[0] if totals else EMPTY_ISSUES)
 

@@ -20,6 +20,11 @@ def clean_text(text: str) -> str:
     return text.strip()
 
 
+def clean_args(args: list[str] | None) -> list[str]:
+    """Command arguments without control characters (PostgreSQL refuses NUL in text parameters), empty ones dropped."""
+    return [a for a in (clean_text(arg) for arg in args or []) if a]
+
+
 def one_line(text: str) -> str:
     return " ".join(clean_text(text).split())
 

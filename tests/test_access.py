@@ -64,7 +64,7 @@ def allowed_roles(command: str) -> tuple[Role, ...]:
 async def counts(db) -> dict[str, int]:  # noqa: ANN001
     async with db.session() as s:
         return {t.name: (await s.exec(select(func.count()).select_from(t))).one()[0] for t in metadata.sorted_tables
-                if t.name not in ("persisted_state", "job_run", "process_lease")}
+                if t.name not in ("persisted_state", "processed_update", "job_run", "process_lease")}
 
 
 @pytest.fixture

@@ -48,6 +48,23 @@ def wait_polling(api: LocalBotAPI, proc: subprocess.Popen, tmp_path: Path, log_n
         time.sleep(0.05)
 
 
+def wait_persisted_step(database_url: str, user_id: int, expected: str, timeout: float = 15) -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.test_crash import persisted_step
+
+    def read() -> str | None:  # its own loop in its own thread: the test's loop is already running
+        return asyncio.run(persisted_step(database_url, user_id))
+
+    deadline = time.monotonic() + timeout
+    with ThreadPoolExecutor(1) as pool:
+        while (current := pool.submit(read).result()) != expected:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the draft's step on disk is {current!r}, not {expected!r}")
+            time.sleep(0.02)
+
+
 def step(user: LocalAPIUser, action, expect: str, timeout: float = 15) -> dict:  # noqa: ANN001
     action()
     return user.wait_for_bot_message(expect, timeout=timeout)
@@ -98,6 +115,9 @@ async def test_join_visit_sigkill_resume(database_url, db, tmp_path):
             step(worker, lambda: worker.send_text("3栋"), "Matches for")
             step(worker, lambda: worker.click("3栋2单元501 · G01"), "Step 2/7")
             step(worker, lambda: worker.send_text("3"), "Step 3/7")
+            # The chat state is written just after the reply is sent; kill once it is on disk (the
+            # ~1 ms between the two is the documented bound, see README "Reliability").
+            wait_persisted_step(database_url, WORKER, "SITUATION")
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
