@@ -66,12 +66,15 @@ def _sqlite_real_savepoint(conn, _name) -> None:  # noqa: ANN001
     open; SQLite then treats the savepoint as the transaction, and its RELEASE commits it. The
     session's later writes went into a second transaction and a failure after the nested block
     could not roll the first part back. With BEGIN first, the savepoint nests and the session's
-    COMMIT or ROLLBACK covers everything it wrote. (BEGIN stays DEFERRED: readers are not serialised.)
+    COMMIT or ROLLBACK covers everything it wrote. IMMEDIATE: a nested block is only used to write,
+    and a DEFERRED transaction that read first fails at once with "database is locked" (no busy
+    wait) when another writer committed in between; IMMEDIATE waits busy_timeout for the lock.
+    Sessions without a nested block keep pysqlite's lazy BEGIN, so readers are not serialised.
     """
     raw = conn.connection.dbapi_connection
     inner = getattr(raw, "_connection", raw)  # aiosqlite's connection behind SQLAlchemy's adapter
     if not inner.in_transaction:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, busy_timeout_ms: int | None = None) -> AsyncEngine:

@@ -20,10 +20,6 @@ import json
 from copy import deepcopy
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, Column, delete, func
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Field, SQLModel, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Update
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
@@ -31,54 +27,13 @@ from telegram.ext._utils.types import ConversationDict, ConversationKey
 from bot import clock
 from bot.db import Database
 from models import state
-from models.types import UTCDateTime
 
 PROCESSED_KEEP = timedelta(hours=48)
 PRUNE_EVERY = timedelta(hours=1)
 
 
-class ProcessedUpdate(SQLModel, table=True):
-    """An update the bot has handled: the bot's id (update ids are per bot), the update's id, and a
-    digest of its content. Telegram redelivers an update unchanged; an id seen again with other
-    content means the id space started afresh (a local Bot API restarted), not a redelivery."""
-
-    __tablename__ = "processed_update"
-
-    bot_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    digest: str = Field(max_length=32)
-    processed_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
-
-
 def update_digest(update: Update) -> str:
     return hashlib.sha256(json.dumps(update.to_dict(), sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:32]
-
-
-async def was_processed(session: AsyncSession, bot_id: int, update_id: int, digest: str, since: datetime) -> bool:
-    row = await session.exec(select(ProcessedUpdate.update_id).where(
-        ProcessedUpdate.bot_id == bot_id, ProcessedUpdate.update_id == update_id, ProcessedUpdate.digest == digest,
-        ProcessedUpdate.processed_at >= since))
-    return row.first() is not None
-
-
-async def highest_processed(session: AsyncSession, bot_id: int, since: datetime) -> int:
-    row = await session.exec(select(func.max(ProcessedUpdate.update_id)).where(ProcessedUpdate.bot_id == bot_id, ProcessedUpdate.processed_at >= since))
-    return int(row.one() or -1)
-
-
-async def record_processed(session: AsyncSession, ids: list[tuple[int, int, str]], at: datetime) -> None:
-    if not ids:
-        return
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    values = {(b, u): {"bot_id": b, "update_id": u, "digest": d, "processed_at": at} for b, u, d in ids}  # one row per key
-    stmt = insert(ProcessedUpdate).values(list(values.values()))
-    stmt = stmt.on_conflict_do_update(index_elements=["bot_id", "update_id"], set_={"digest": stmt.excluded.digest, "processed_at": stmt.excluded.processed_at})
-    await session.exec(stmt)  # type: ignore[call-overload]
-
-
-async def prune_processed(session: AsyncSession, before: datetime) -> int:
-    done = await session.exec(delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < before))  # type: ignore[call-overload]
-    return done.rowcount
 
 
 _DELETE = object()
@@ -140,11 +95,11 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         if (bot_id, update_id, digest) in self._processed:  # handled, its write still to come
             return True
         async with self.db.session() as session:
-            return await was_processed(session, bot_id, update_id, digest, clock.now() - PROCESSED_KEEP)
+            return await state.was_processed(session, bot_id, update_id, digest, clock.now() - PROCESSED_KEEP)
 
     async def highest_processed(self, bot_id: int) -> int:
         async with self.db.session() as session:
-            high = await highest_processed(session, bot_id, clock.now() - PROCESSED_KEEP)
+            high = await state.highest_processed(session, bot_id, clock.now() - PROCESSED_KEEP)
         return max([high] + [u for b, u, _d in self._processed if b == bot_id])
 
     async def write_staged(self) -> None:
@@ -162,9 +117,9 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
                         await state.remove(session, kind, key)
                     else:
                         await state.put(session, kind, key, data)
-                await record_processed(session, processed, now)
+                await state.record_processed(session, processed, now)
                 if prune:
-                    await prune_processed(session, now - PROCESSED_KEEP)
+                    await state.prune_processed(session, now - PROCESSED_KEEP)
         except Exception:
             # Keep the changes for the next round, unless newer ones were staged meanwhile.
             self._staged = {**staged, **self._staged}

@@ -78,10 +78,11 @@ def toggle_markup(context: GridContext, draft: dict, options: tuple[str, ...], c
 
 
 async def toggle(update: Update, context: GridContext, draft: dict, arg: str, options: tuple[str, ...], chosen: list[str],
-                 labels: dict[str, str]) -> None:
-    """Flip option `arg` in `chosen` (kept in `options` order) and redraw the toggle message."""
+                 labels: dict[str, str]) -> str | None:
+    """Flip option `arg` in `chosen` (kept in `options` order) and redraw the toggle message.
+    Returns STALE for an option that does not exist (a forged button), else STAY."""
     if not arg.isdigit() or int(arg) >= len(options):
-        return
+        return STALE
     value = options[int(arg)]
     if value in chosen:
         chosen.remove(value)
@@ -89,6 +90,7 @@ async def toggle(update: Update, context: GridContext, draft: dict, arg: str, op
         chosen.append(value)
     chosen.sort(key=options.index)
     await edit_message(update, None, toggle_markup(context, draft, options, chosen, labels))
+    return STAY
 
 
 def paged_markup(context: GridContext, draft: dict, choices: list[tuple[str, int | str]], page: int, total: int, page_size: int,

@@ -203,8 +203,7 @@ async def ask_new_tags(update: Update, context: GridContext, draft: dict) -> Non
 async def new_tags_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     tags = draft["data"]["new_household"]["tags"]
     if action == "t":
-        await toggle(update, context, draft, arg, HOUSEHOLD_TAGS, tags, TAG_LABELS)
-        return STAY
+        return await toggle(update, context, draft, arg, HOUSEHOLD_TAGS, tags, TAG_LABELS)
     if action == "done":
         return await new_tags_done(update, context, draft)
     return STALE
@@ -242,8 +241,7 @@ async def ask_situation(update: Update, context: GridContext, draft: dict) -> No
 async def situation_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     chosen = draft["data"].setdefault("situations", [])
     if action == "t":
-        await toggle(update, context, draft, arg, SITUATIONS, chosen, SITUATION_LABELS)
-        return STAY
+        return await toggle(update, context, draft, arg, SITUATIONS, chosen, SITUATION_LABELS)
     if action == "done":
         if not chosen:
             context.notice = context._("Choose at least one situation.")

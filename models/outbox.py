@@ -107,13 +107,13 @@ async def enqueue(session: AsyncSession, messages: list[NewMessage]) -> int:
     ]
     dialect = session.bind.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    written = 0
-    for chunk in (values[i:i + 200] for i in range(0, len(values), 200)):
-        stmt = insert(OutboxMessage).values(chunk).on_conflict_do_nothing(
-            index_elements=["kind", "period_key", "recipient", "part"])
-        result = await session.exec(stmt)  # type: ignore[call-overload]
-        written += max(result.rowcount, 0)
-    return written
+    # One statement with the rows as parameters: compiled once and cached ("insertmanyvalues"
+    # batches them), 2-4x faster than a VALUES list built per call (bench/: the build's CPU time
+    # on the event loop is what delays replies during a fan-out). RETURNING counts what was new.
+    stmt = insert(OutboxMessage).on_conflict_do_nothing(
+        index_elements=["kind", "period_key", "recipient", "part"]).returning(OutboxMessage.id)
+    result = await session.exec(stmt, params=values)  # type: ignore[call-overload]
+    return len(result.all())
 
 
 async def exists(session: AsyncSession, kind: str, period_key: str) -> bool:

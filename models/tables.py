@@ -110,6 +110,19 @@ class Visit(SQLModel, table=True):
     void_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+class ProcessedUpdate(SQLModel, table=True):
+    """An update the bot has handled: the bot's id (update ids are per bot), the update's id, and a
+    digest of its content. Telegram redelivers an update unchanged; an id seen again with other
+    content means the id space started afresh (a local Bot API restarted), not a redelivery."""
+
+    __tablename__ = "processed_update"
+
+    bot_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    digest: str = Field(max_length=32)
+    processed_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+
+
 class PersistedState(SQLModel, table=True):
     """PTB persistence: one row per user/chat/bot data blob and per conversation key."""
 

@@ -21,12 +21,11 @@ from bot import clock, delivery
 from bot.app import GridApplication, allowed_updates, build_application
 from bot.db import Database
 from bot.localapi import LocalBotAPI, LocalBotAPIServer, buttons
-from bot.persistence import ProcessedUpdate
 from bot.settings import Settings
 from models import outbox
 from models.issues import Issue, IssueEvent
 from models.patrols import Patrol, Shop
-from models.tables import User, Visit
+from models.tables import ProcessedUpdate, User, Visit
 from tests.conftest import ADMIN_ID, TOKEN, Tg
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B, seed
 from tests.seed_issues import WORKER_A2, put_issue, seed_issues

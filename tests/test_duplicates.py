@@ -20,7 +20,7 @@ from bot import clock
 from bot.app import GridApplication
 from bot.db import Database
 from bot.localapi import buttons
-from bot.persistence import ProcessedUpdate
+from models.tables import ProcessedUpdate
 from models import state
 from tests.conftest import ADMIN_ID, TOKEN, Tg, make_app, stop_app
 from tests.seed import SUPERVISOR_A, WORKER_A, seed

@@ -355,3 +355,14 @@ async def test_draft_left_open_across_a_restart_still_times_out(settings, db, ap
     out = await u.send("/visit")
     assert "Step 1/7" in texts(out)
     await stop_app(app2)
+
+
+async def test_a_forged_toggle_for_an_option_that_does_not_exist_is_answered_and_changes_nothing(app, api, db):
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "SITUATION")
+    before = dict(u.draft["data"])
+    for arg in ("99", "x", "-1"):
+        await u.press_data(f"visit:{u.draft['id'][:8]}:t:{arg}", u.keyboard_message())
+        assert u.answers()[-1] == "That button is no longer active at this step."
+    assert u.draft["step"] == "SITUATION" and u.draft["data"] == before
