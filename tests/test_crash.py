@@ -16,7 +16,6 @@ this test) and is killed with SIGKILL, then started again.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import threading
@@ -39,7 +38,7 @@ from models.tables import Household, Role
 from models.users import create_grid, create_user
 from tests.seed import SUPERVISOR_A, WORKER_A
 from tests.seed_patrols import seed_patrols
-from tests.test_process import GRIDBOT
+from tests.test_process import start_bot as process_start_bot
 
 TOKEN = "777002:CRASH"
 ADMIN = 7101
@@ -53,20 +52,7 @@ JPEG = b"\xff\xd8\xff\xe0" + b"crash-photo" * 20
 
 
 def start_bot(server, database_url: str, tmp_path: Path, log_name: str, **extra: str) -> subprocess.Popen:  # noqa: ANN001
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_", "ADMIN_", "OUTBOX_", "QUIET_", "VISIT_"))},
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": server.base_url,
-        "TELEGRAM_FILE_BASE_URL": server.file_base_url,
-        "DATABASE_URL": database_url,
-        "ADMIN_TELEGRAM_IDS": str(ADMIN),
-        "MEDIA_DIR": str(tmp_path / "media"),
-        "LOG_LEVEL": "INFO",
-        "QUIET_HOURS": "off",
-        **extra,
-    }
-    log = (tmp_path / log_name).open("w")
-    return subprocess.Popen([GRIDBOT, "run"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return process_start_bot(server, database_url, tmp_path, log_name, token=TOKEN, admin=ADMIN, QUIET_HOURS="off", **extra)
 
 
 def kill(proc: subprocess.Popen) -> None:

@@ -25,16 +25,19 @@ ADMIN, WORKER = 7001, 7002
 GRIDBOT = str(Path(sys.executable).parent / "gridbot")
 
 
-def start_bot(server, database_url: str, tmp_path: Path, log_name: str) -> subprocess.Popen:
+def start_bot(server, database_url: str, tmp_path: Path, log_name: str, *, token: str = TOKEN, admin: int = ADMIN,
+              **extra: str) -> subprocess.Popen:  # noqa: ANN001
+    """`gridbot run` against the local Bot API server; `extra`: more settings (environment variables)."""
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_", "ADMIN_"))},
-        "TELEGRAM_BOT_TOKEN": TOKEN,
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_", "ADMIN_", "OUTBOX_", "QUIET_", "VISIT_"))},
+        "TELEGRAM_BOT_TOKEN": token,
         "TELEGRAM_API_BASE_URL": server.base_url,
         "TELEGRAM_FILE_BASE_URL": server.file_base_url,
         "DATABASE_URL": database_url,
-        "ADMIN_TELEGRAM_IDS": str(ADMIN),
+        "ADMIN_TELEGRAM_IDS": str(admin),
         "MEDIA_DIR": str(tmp_path / "media"),
         "LOG_LEVEL": "INFO",
+        **extra,
     }
     log = (tmp_path / log_name).open("w")
     return subprocess.Popen([GRIDBOT, "run"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
