@@ -52,7 +52,10 @@ JPEG = b"\xff\xd8\xff\xe0" + b"crash-photo" * 20
 
 
 def start_bot(server, database_url: str, tmp_path: Path, log_name: str, **extra: str) -> subprocess.Popen:  # noqa: ANN001
-    return process_start_bot(server, database_url, tmp_path, log_name, token=TOKEN, admin=ADMIN, QUIET_HOURS="off", **extra)
+    # Real time in another process: quiet hours off and a daily schedule, so the missed run of the
+    # last two days exists whatever the hour and the weekday the suite runs at.
+    return process_start_bot(server, database_url, tmp_path, log_name, token=TOKEN, admin=ADMIN, QUIET_HOURS="off",
+                             VISIT_REMINDER_SCHEDULE="daily 09:07", **extra)
 
 
 def kill(proc: subprocess.Popen) -> None:
