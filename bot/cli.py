@@ -156,11 +156,31 @@ def cmd_db(args: argparse.Namespace) -> int:
 # -- admin tools: import, export, summary -------------------------------------------------------
 
 
+def _migrate(settings: Settings) -> bool:
+    """Bring the schema up to date before a command that reads or writes it (as `run` does), saying so in one line."""
+    from bot import db
+
+    try:
+        before = db.current_revision(settings.database_url)
+        head = db.head_revision()
+        if before != head:
+            print(f"database: applying migrations ({before or 'empty database'} -> {head})", file=sys.stderr)
+            db.upgrade(settings.database_url)
+    except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
+        print(f"database error: DATABASE_URL: cannot migrate ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})",
+              file=sys.stderr)
+        return False
+    return True
+
+
 def _run_async(settings: Settings, work) -> int:  # noqa: ANN001
-    """Run `work(db)` on a fresh Database (not inside any running event loop)."""
+    """Run `work(db)` on a fresh Database (not inside any running event loop), the schema migrated first."""
     import asyncio
 
     from bot.db import Database
+
+    if not _migrate(settings):
+        return 2
 
     async def main_() -> int:
         database = Database(settings.database_url)
@@ -264,16 +284,23 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from models.summary import numbers_from, paragraph_en, paragraph_zh, summary_figures
 
     period = _period(args.period, settings)
+    from models.periods import cutoff_of_day
+
+    try:
+        at = cutoff_of_day(args.as_of, period, clock.now(), settings.tz) if args.as_of else clock.now()
+    except ValueError as exc:
+        print(f"error: --as-of: {exc}", file=sys.stderr)
+        return 2
 
     async def work(database) -> int:  # noqa: ANN001
         async with database.session() as session:
-            figures = await summary_figures(session, period, clock.now(), settings.tz)
-        numbers = numbers_from(figures)
+            figures = await summary_figures(session, period, at, settings.tz)
+        numbers = numbers_from(figures, settings.tz)
         texts = {"zh_CN": paragraph_zh(numbers), "en": paragraph_en(numbers)}
         chosen = list(texts) if args.lang == "both" else [args.lang]
         print("\n\n".join(texts[lang] for lang in chosen))
         if args.xlsx:
-            Path(args.xlsx).write_bytes(summary_workbook(figures, [texts["zh_CN"], texts["en"]]))
+            Path(args.xlsx).write_bytes(summary_workbook(figures, settings.tz, [texts["zh_CN"], texts["en"]]))
             print(f"wrote {args.xlsx}", file=sys.stderr)
         return 0
 
@@ -315,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     summ.add_argument("period", help="2021H1, 2021Q2, 2021-06, 2021-W23 or 2021")
     summ.add_argument("--lang", choices=["both", *SUPPORTED_LANGUAGES], default="both")
     summ.add_argument("--xlsx", metavar="FILE", help="also write the per-grid table as XLSX")
+    summ.add_argument("--as-of", metavar="DATE", help="the report as it was at the end of DATE (YYYY-MM-DD), from the event history")
     summ.set_defaults(func=cmd_summary)
     args = parser.parse_args(argv)
     return args.func(args)

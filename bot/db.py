@@ -194,6 +194,13 @@ def downgrade(url: str, revision: str = "-1") -> None:
     _in_thread(command.downgrade, alembic_config(url), revision)
 
 
+def head_revision() -> str | None:
+    """The newest revision the code knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 def current_revision(url: str) -> str | None:
     """The revision the database is at (None for an empty database)."""
     from alembic.runtime.migration import MigrationContext

@@ -9,6 +9,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from models import stats
+from models.periods import cutoff_day
 from models.summary import report_percent
 
 KINDS = ("visits", "patrols", "issues", "summary")
@@ -23,7 +24,7 @@ EVENT_HEADERS = ("编号 Number", "时间 At", "操作人 Actor", "操作 Action
 SUMMARY_HEADERS = (
     "网格 Grid", "名称 Name", "在册户数 Households", "走访户数 Households visited", "走访户次 Visits", "入户率 Coverage", "目标 Target",
     "达标 Target met", "巡查次数 Patrols", "检查店铺 Shops checked", "登记店铺 Shops registered", "现场指正 Corrections", "上报 Escalations",
-    "现场整改 Rectify on site", "处罚 Fined", "停业整改 Suspended", "待处理 Pending", "问题数 Issues reported", "已解决 Resolved",
+    "现场整改 Rectify on site", "处罚 Fined", "停业整改 Suspended", "待处理 Pending", "收集问题 Problems collected", "已解决 Resolved",
     "已驳回 Rejected", "解决率 Resolution rate", "按时率 On-time rate", "逾期 Overdue",
 )
 
@@ -59,22 +60,25 @@ def summary_rows(figures: stats.StreetFigures) -> list[tuple]:
         rows.append((
             c.grid_code, c.grid_name, c.households, c.households_visited, c.visits, report_percent(c.households_visited, c.households) or "",
             f"{c.target * 100:g}%", "是" if g.target_met else "否", p.patrols, p.shops_covered, p.shops_registered, p.corrections, p.escalations,
-            p.rectify_on_site, p.fined, p.suspended, p.pending, i.reported, i.resolved, i.rejected,
+            p.rectify_on_site, p.fined, p.suspended, p.pending, i.reported - i.rejected, i.resolved, i.rejected,
             report_percent(i.resolved, i.reported - i.rejected) or "", report_percent(i.on_time, i.resolved) or "", i.overdue,
         ))
     t = figures.issues
     rows.append((
         "合计 Total", "", figures.households, figures.households_visited, figures.visits, report_percent(figures.households_visited, figures.households) or "",
-        "", f"{figures.grids_target_met}/{len(figures.grids)}", figures.patrol("patrols"), figures.patrol("shops_covered"),
+        f"{figures.target * 100:.4g}%", f"{figures.grids_target_met}/{len(figures.grids)}", figures.patrol("patrols"), figures.patrol("shops_covered"),
         figures.patrol("shops_registered"), figures.patrol("corrections"), figures.patrol("escalations"), figures.patrol("rectify_on_site"),
-        figures.patrol("fined"), figures.patrol("suspended"), figures.patrol("pending"), t.reported, t.resolved, t.rejected,
+        figures.patrol("fined"), figures.patrol("suspended"), figures.patrol("pending"), t.reported - t.rejected, t.resolved, t.rejected,
         report_percent(t.resolved, t.reported - t.rejected) or "", report_percent(t.on_time, t.resolved) or "", t.overdue,
     ))
     return rows
 
 
-def summary_workbook(figures: stats.StreetFigures, paragraphs: Sequence[str] = ()) -> bytes:
-    sheets: list[tuple[str, Sequence[str], Iterable[Sequence]]] = [(f"汇总 {figures.period.label}", SUMMARY_HEADERS, summary_rows(figures))]
+def summary_workbook(figures: stats.StreetFigures, tz, paragraphs: Sequence[str] = ()) -> bytes:  # noqa: ANN001
+    """The per-grid table; its sheet is named with the period and the cut-off ("汇总 2021H1 截至2021-08-05")."""
+    day, at_time = cutoff_day(figures.at, tz)
+    title = f"汇总 {figures.period.label} 截至{day.isoformat()}" + (f" {at_time.replace(':', '')}" if at_time else "")
+    sheets: list[tuple[str, Sequence[str], Iterable[Sequence]]] = [(title, SUMMARY_HEADERS, summary_rows(figures))]
     if paragraphs:
         sheets.append(("工作总结 Summary", ("工作总结 Work summary",), [(p,) for p in paragraphs]))
     return workbook(sheets)
@@ -96,6 +100,6 @@ async def build_export(session, kind: str, period, grid_ids: list[int], tz, mask
         return name, workbook([(f"问题 {period.label}", ISSUE_HEADERS, issues), ("事件 Events", EVENT_HEADERS, events)])
     if kind == "summary":
         figures = await stats.street_figures(session, grid_ids, period, at, tz)
-        numbers = numbers_from(figures)
-        return name, summary_workbook(figures, [paragraph_zh(numbers), paragraph_en(numbers)])
+        numbers = numbers_from(figures, tz)
+        return name, summary_workbook(figures, tz, [paragraph_zh(numbers), paragraph_en(numbers)])
     raise ValueError(kind)

@@ -50,6 +50,7 @@ ADMIN_RULES = {
     "grid_exists": N_("A grid with code «{code}» already exists."),
     "grid_out_of_scope": N_("Grid «{code}» is not one of your grids."),
     "period_invalid": N_("«{text}» is not a period. Use 2026-W21, 2026-05, 2026Q2, 2026H1 or 2026."),
+    "as_of_invalid": N_("«{text}» is not a cut-off day for this period: give a day from the period's start until today, e.g. as-of 2026-05-20."),
     "user_unknown": N_("No user «{user}». Use their Telegram id, #number from /users, or their exact name."),
     "user_ambiguous": N_("Several users are called «{user}». Use their Telegram id or #number from /users."),
     "not_yourself": N_("You cannot change your own account this way."),
@@ -150,6 +151,39 @@ def _period_and_grid(context: GridContext, args: list[str]) -> tuple[Period, str
     return _parse_period(context, period_text), grid
 
 
+AS_OF_WORDS = ("as-of", "asof", "as_of", "截至", "截止")
+
+
+def _split_as_of(args: list[str]) -> tuple[list[str], str | None]:
+    """`/stats 2021H1 as-of 2021-08-05` (or 截至 2021-08-05, 截至2021-08-05): the other arguments and the cut-off day."""
+    rest, day = [], None
+    i = 0
+    while i < len(args):
+        word = args[i]
+        lowered = word.lower()
+        if lowered in AS_OF_WORDS:
+            day = args[i + 1] if i + 1 < len(args) else ""
+            i += 2
+            continue
+        joined = next((w for w in AS_OF_WORDS if lowered.startswith(w) and len(word) > len(w)), None)
+        if joined:
+            day = word[len(joined):].lstrip("=:：")
+        else:
+            rest.append(word)
+        i += 1
+    return rest, day
+
+
+def _cutoff(context: GridContext, period: Period, as_of: str | None):  # noqa: ANN202
+    """Now, or the end of the `as-of` day."""
+    if as_of is None:
+        return clock.now()
+    try:
+        return periods.cutoff_of_day(as_of, period, clock.now(), context.settings.tz)
+    except ValueError:
+        raise RuleError("as_of_invalid", text=as_of) from None
+
+
 def _rate(value: float | None) -> str:
     return percent(value) if value is not None else "—"
 
@@ -180,13 +214,18 @@ async def _run(update: Update, context: GridContext, body) -> None:  # noqa: ANN
 def stats_text(context: GridContext, f: stats.StreetFigures, scope_label: str) -> str:
     _ = context._
     i = f.issues
+    day, at_time = periods.cutoff_day(f.at, context.settings.tz)
+    cutoff = day.isoformat() + (f" {at_time}" if at_time else "")
     lines = [
         _("📊 <b>Figures {period}</b> · {scope}").format(period=f.period.label, scope=esc(scope_label)),
+        _("as at {cutoff}").format(cutoff=cutoff),
         "",
         _("🏠 <b>Home visits</b>"),
         _("Visits: {n}").format(n=f.visits),
         _("Households visited: {visited} of {households} = coverage {coverage}").format(
             visited=f.households_visited, households=f.households, coverage=percent(f.coverage)),
+        _("Street target {target} (households-weighted over the grids' targets): {verdict}").format(
+            target=percent(f.target), verdict=_("met") if f.coverage >= f.target - 1e-12 else _("not met")),
         _("Grids at their target: {met} of {n}; behind pace: {behind}").format(met=f.grids_target_met, n=len(f.grids), behind=f.grids_behind),
         "",
         _("🍽 <b>Food-safety patrols</b>"),
@@ -198,8 +237,8 @@ def stats_text(context: GridContext, f: stats.StreetFigures, scope_label: str) -
         _("Open rectification orders: {o}; re-inspections overdue: {od}").format(o=f.patrol("open_orders"), od=f.patrol("overdue_reinspections")),
         "",
         _("📝 <b>Issue reports</b>"),
-        _("Reported: {n}; resolved or closed: {r}; rejected: {x}; open: {o}; overdue: {od}").format(
-            n=i.reported, r=i.resolved, x=i.rejected, o=i.open, od=i.overdue),
+        _("Problems collected: {n} (besides them, rejected: {x}); resolved or closed: {r}; open: {o}; overdue: {od}").format(
+            n=i.reported - i.rejected, r=i.resolved, x=i.rejected, o=i.open, od=i.overdue),
         _("Resolution rate: {rate}; on time: {on_time}; median time to resolve: {median}").format(
             rate=_rate(i.resolution_rate), on_time=_rate(i.on_time_rate), median=_duration(context, i.median_resolve_seconds)),
     ]
@@ -209,10 +248,12 @@ def stats_text(context: GridContext, f: stats.StreetFigures, scope_label: str) -
 @requires(*MANAGERS)
 async def stats_command(update: Update, context: GridContext) -> None:
     async def body() -> None:
-        period, code = _period_and_grid(context, context.args or [])
+        args, as_of = _split_as_of(context.args or [])
+        period, code = _period_and_grid(context, args)
+        at = _cutoff(context, period, as_of)
         async with context.db.session() as session:
             ids = await _scope(session, context, code)
-            figures = await stats.street_figures(session, ids, period, clock.now(), context.settings.tz)
+            figures = await stats.street_figures(session, ids, period, at, context.settings.tz)
         label = code or (context._("all grids") if _member(context).is_admin else context._("your grids"))
         await reply(update, context, stats_text(context, figures, label))
 
@@ -298,17 +339,18 @@ async def targets_command(update: Update, context: GridContext) -> None:
 @requires(*MANAGERS)
 async def summary_command(update: Update, context: GridContext) -> None:
     async def body() -> None:
-        args = context.args or []
+        args, as_of = _split_as_of(context.args or [])
         period = _parse_period(context, args[0] if args else None)
+        at = _cutoff(context, period, as_of)
         async with context.db.session() as session:
             ids = await scope_grid_ids(session, _member(context))
-            figures = await stats.street_figures(session, ids, period, clock.now(), context.settings.tz)
-        numbers = numbers_from(figures)
+            figures = await stats.street_figures(session, ids, period, at, context.settings.tz)
+        numbers = numbers_from(figures, context.settings.tz)
         text = paragraph(numbers, context.lang)
         await reply(update, context, esc(text))
         from models.summary import paragraph_en, paragraph_zh
 
-        data = summary_workbook(figures, [paragraph_zh(numbers), paragraph_en(numbers)])
+        data = summary_workbook(figures, context.settings.tz, [paragraph_zh(numbers), paragraph_en(numbers)])
         await context.bot.send_document(update.effective_chat.id, io.BytesIO(data), filename=f"gridbot-summary-{period.label}.xlsx")
 
     await _run(update, context, body)

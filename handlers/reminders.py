@@ -122,7 +122,7 @@ async def digest_now_command(update: Update, context: GridContext) -> None:
     if not grid_ids:
         await reply(update, context, context._("There are no grids yet."))
         return
-    for part in digest_job.split_text(digest_job.render(context._, digest, grid_ids)):
+    for part in digest_job.split_text(digest_job.render(context._, digest, grid_ids, settings.tz, context.lang)):
         await reply(update, context, part)
     caption = context._("📈 Last {n} weeks: visits (bars) and issue resolution rate (line)").format(n=len(digest.weeks))
     await context.bot.send_photo(update.effective_chat.id, digest_job.chart(context._, digest, grid_ids), caption=caption)

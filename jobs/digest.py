@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from babel.dates import format_date, format_interval
+
 from bot import wecom
 from bot.chart import weekly_chart
 from bot.delivery import tg
-from jobs.reminders import _t, esc, pct
+from bot.i18n import gettext_for, resolve_language
+from jobs.reminders import esc, pct
 from models import periods
 from models import reminders as rm
 from models.outbox import NewMessage
@@ -58,6 +61,7 @@ class Digest:
     grids: dict[int, GridWeek]
     visits_series: dict[int, list[int]]
     issue_series: list[dict[int, IssueFigures]]
+    at: datetime  # the cut-off every figure is taken at (the week's end, or now for a week still running)
 
 
 def _week_before(week: Period, tz, n: int = 1) -> Period:  # noqa: ANN001
@@ -85,7 +89,7 @@ async def compute(session, settings, week: Period, at: datetime) -> Digest:  # n
                       issues[-1].get(gid), issues[-2].get(gid), idle.get(gid, []))
         for gid, code, name in all_grids
     }
-    return Digest(week, weeks, grids, visits, issues)
+    return Digest(week, weeks, grids, visits, issues, cut)
 
 
 def _delta(now: int, before: int) -> str:
@@ -93,10 +97,23 @@ def _delta(now: int, before: int) -> str:
     return f"{d:+d}"
 
 
-def _rate_delta(now: float | None, before: float | None) -> str:
+def _rate_delta(_, now: float | None, before: float | None) -> str:  # noqa: ANN001
     if now is None or before is None:
         return ""
-    return f" ({(now - before) * 100:+.1f} pts)"
+    return _(" ({delta} percentage points)").format(delta=f"{(now - before) * 100:+.1f}")
+
+
+def week_dates(week: Period, tz, language: str) -> str:  # noqa: ANN001
+    """The week as people say it: 12月1日至7日 / Dec 1 – 7 (the year only when the week spans two)."""
+    first, last = week.start.astimezone(tz).date(), (week.end - timedelta(microseconds=1)).astimezone(tz).date()
+    return format_interval(first, last, "MMMd" if first.year == last.year else "yMMMd", locale=language)
+
+
+def cutoff_text(at: datetime, tz, language: str) -> str:  # noqa: ANN001
+    """The cut-off's day (and time of day, unless it is the day's end), in the reader's language."""
+    day, clock_time = periods.cutoff_day(at, tz)
+    text = format_date(day, "long", locale=language)
+    return f"{text} {clock_time}" if clock_time else text
 
 
 def _totals(digest: Digest, grid_ids: list[int]) -> GridWeek:
@@ -127,7 +144,7 @@ def _totals(digest: Digest, grid_ids: list[int]) -> GridWeek:
 def _grid_lines(_, g: GridWeek, title: str, bold, mask: bool = False) -> list[str]:  # noqa: ANN001
     i, ip = g.issues, g.issues_prev
     lines = [bold(title),
-             _("Visits: {n} ({delta} on the week before) · coverage {coverage} of target {target} ({expected} expected by now)").format(
+             _("Visits: {n} ({delta} on the week before) · coverage {coverage} (target {target}; {expected} expected by now)").format(
                  n=g.visits, delta=_delta(g.visits, g.visits_prev), coverage=pct(g.coverage.coverage), target=pct(g.coverage.target),
                  expected=pct(g.coverage.expected)),
              _("Patrols: {n} ({delta}) · corrected on the spot {c} · escalated {e}").format(
@@ -137,20 +154,22 @@ def _grid_lines(_, g: GridWeek, title: str, bold, mask: bool = False) -> list[st
     else:
         lines.append(_("Issues: reported {r} ({delta}) · resolved {s} · overdue {o} · resolution {rate}{rd} · on time {ot}").format(
             r=i.reported, delta=_delta(i.reported, ip.reported if ip else 0), s=i.resolved, o=i.overdue, rate=pct(i.resolution_rate),
-            rd=_rate_delta(i.resolution_rate, ip.resolution_rate if ip else None), ot=pct(i.on_time_rate)))
+            rd=_rate_delta(_, i.resolution_rate, ip.resolution_rate if ip else None), ot=pct(i.on_time_rate)))
     if g.idle:
         names = [mask_name(n) or "?" for n in g.idle] if mask else g.idle
         lines.append(_("Logged nothing this week: {names}").format(names=esc("、".join(names))))
     return lines
 
 
-def render(_, digest: Digest, grid_ids: list[int], *, markdown: bool = False, mask: bool = False) -> str:  # noqa: ANN001
+def render(_, digest: Digest, grid_ids: list[int], tz, language: str, *, markdown: bool = False,  # noqa: ANN001
+           mask: bool = False) -> str:
     """The digest of `grid_ids`: HTML for Telegram, or WeCom markdown; `mask` for group chats and robots, whose
     members are not known to be within the grids' staff (DESIGN §4: names only within the viewer's scope)."""
     def bold(text: str) -> str:
         return f"**{text}**" if markdown else f"<b>{esc(text)}</b>"
 
-    lines = ["📊 " + bold(_("Weekly digest {week}").format(week=digest.week.label))]
+    lines = ["📊 " + bold(_("Weekly digest {dates}").format(dates=week_dates(digest.week, tz, language))),
+             _("Figures as at {cutoff}.").format(cutoff=cutoff_text(digest.at, tz, language))]
     for gid in grid_ids:
         g = digest.grids[gid]
         lines.append("")
@@ -190,17 +209,21 @@ def split_text(text: str, limit: int = TG_LIMIT) -> list[str]:
 
 def telegram_messages(settings, digest: Digest, grid_ids: list[int], chat_id: int, language: str | None, key: str,  # noqa: ANN001
                       mask: bool = False) -> list[NewMessage]:
-    _ = _t(settings, language)
-    out = [NewMessage("digest", key, tg(chat_id), part, part=n) for n, part in enumerate(split_text(render(_, digest, grid_ids, mask=mask)))]
+    lang = resolve_language(language, None, settings.default_language)
+    _ = gettext_for(lang)
+    text = render(_, digest, grid_ids, settings.tz, lang, mask=mask)
+    out = [NewMessage("digest", key, tg(chat_id), part, part=n) for n, part in enumerate(split_text(text))]
     caption = _("📈 Last {n} weeks: visits (bars) and issue resolution rate (line)").format(n=len(digest.weeks))
     out.append(NewMessage("digest_chart", key, tg(chat_id), caption, image=chart(_, digest, grid_ids)))
     return out
 
 
 def wecom_messages(settings, digest: Digest, grid_ids: list[int], url: str, key: str) -> list[NewMessage]:  # noqa: ANN001
-    _ = _t(settings, None)
+    lang = settings.default_language
+    _ = gettext_for(lang)
     to = wecom.recipient(url)
-    out = [NewMessage("digest", key, to, chunk, part=n) for n, chunk in enumerate(wecom.split_markdown(render(_, digest, grid_ids, markdown=True, mask=True)))]
+    text = render(_, digest, grid_ids, settings.tz, lang, markdown=True, mask=True)
+    out = [NewMessage("digest", key, to, chunk, part=n) for n, chunk in enumerate(wecom.split_markdown(text))]
     out.append(NewMessage("digest_chart", key, to, "", image=chart(_, digest, grid_ids)))
     return out
 

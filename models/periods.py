@@ -99,3 +99,33 @@ def parse(text: str, tz: ZoneInfo) -> Period:
             except ValueError:
                 break
     raise ValueError(f"not a period: {text!r} (use 2026-W23, 2026-06, 2026Q2, 2026H1 or 2026)")
+
+
+def cutoff_of_day(text: str, period: Period, now: datetime, tz: ZoneInfo) -> datetime:
+    """The cut-off of a report asked "as of" a day: the end of that day in `tz` (never later than now).
+
+    ValueError with a readable reason: not a date (YYYY-MM-DD, also 2021/8/5 and 2021年8月5日), a day
+    that does not exist, a day before the period began, or a day still to come.
+    """
+    m = re.fullmatch(r"\s*(\d{4})\s*(?:[-/.]|年)\s*(\d{1,2})\s*(?:[-/.]|月)\s*(\d{1,2})\s*日?\s*", text)
+    if not m:
+        raise ValueError(f"not a date: {text.strip()!r} (use 2021-08-05)")
+    y, mo, d = (int(g) for g in m.groups())
+    try:
+        day = date(y, mo, d)
+    except ValueError:
+        raise ValueError(f"{text.strip()}: that day does not exist") from None
+    end_of_day = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC)
+    if end_of_day <= period.start:
+        raise ValueError(f"{day.isoformat()} is before the period {period.label} began")
+    if datetime.combine(day, time.min, tzinfo=tz) > now:
+        raise ValueError(f"{day.isoformat()} has not come yet")
+    return min(end_of_day, now)
+
+
+def cutoff_day(at: datetime, tz: ZoneInfo) -> tuple[date, str | None]:
+    """How a report names its cut-off: the local day, and the time of day unless the cut-off is that day's end."""
+    local = at.astimezone(tz)
+    if local.time() == time.min:
+        return (local - timedelta(days=1)).date(), None
+    return local.date(), local.strftime("%H:%M")

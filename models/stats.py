@@ -20,6 +20,11 @@ from models.tables import Grid, Household, Visit
 NOT_VOIDED_VISIT = col(Visit.voided_at).is_(None)
 
 
+def not_voided_at(model, at: datetime):  # noqa: ANN001, ANN201
+    """Not voided as at the cut-off `at`: a record voided later still counted in the report of that day."""
+    return or_(col(model.voided_at).is_(None), col(model.voided_at) > at)
+
+
 @dataclass(frozen=True)
 class GridCoverage:
     grid_id: int
@@ -100,7 +105,8 @@ async def grid_coverage(session: AsyncSession, grid_ids: list[int], period: Peri
             col(Household.active).is_(True),
             Visit.visited_at >= period.start,
             Visit.visited_at < period.end,
-            NOT_VOIDED_VISIT,
+            Visit.visited_at <= at,
+            not_voided_at(Visit, at),
         )
         .group_by(Household.grid_id)
         .subquery()
@@ -189,7 +195,7 @@ async def issue_figures(
     """
     from models.issues import DONE_STATUSES, REJECTED, RESOLVED, Issue, IssueEvent
 
-    conditions = [Issue.reported_at >= period.start, Issue.reported_at < period.end, Issue.reported_at <= at, col(Issue.voided_at).is_(None)]
+    conditions = [Issue.reported_at >= period.start, Issue.reported_at < period.end, Issue.reported_at <= at, not_voided_at(Issue, at)]
     if grid_ids is not None:
         conditions.append(col(Issue.grid_id).in_(grid_ids))
     if session.bind.dialect.name == "postgresql":
@@ -293,7 +299,7 @@ async def issue_figures(
 # Food-safety patrol figures (DESIGN.md §2), per grid and period, as SQL aggregates. A patrol,
 # its findings and their outcomes belong to the period of the patrol's time.
 
-from models.patrols import Disposition, Finding, OrderStatus, Outcome, Patrol, Rectification, Shop, local_day_start  # noqa: E402
+from models.patrols import Disposition, Finding, FindingEvent, OrderStatus, Outcome, Patrol, Rectification, Shop, local_day_start  # noqa: E402
 
 NOT_VOIDED_PATROL = col(Patrol.voided_at).is_(None)  # a voided patrol's findings and orders go with it
 
@@ -324,7 +330,20 @@ async def patrol_figures(session: AsyncSession, grid_ids: list[int], period: Per
     """Patrol figures of each grid over `period`; order states (open, overdue) as of `at`."""
     if not grid_ids:
         return []
-    in_period = (col(Shop.grid_id).in_(grid_ids), Patrol.patrolled_at >= period.start, Patrol.patrolled_at < period.end, NOT_VOIDED_PATROL)
+    in_period = (col(Shop.grid_id).in_(grid_ids), Patrol.patrolled_at >= period.start, Patrol.patrolled_at < period.end,
+                 Patrol.patrolled_at <= at, not_voided_at(Patrol, at))
+    # An outcome recorded after the cut-off is not yet known at it: the outcome then is the latest
+    # outcome event up to `at`, or pending (every escalated finding starts so).
+    outcome_event = aliased(FindingEvent)
+    outcome_then = case(
+        (or_(col(Finding.outcome_at).is_(None), col(Finding.outcome_at) <= at), col(Finding.outcome)),
+        else_=func.coalesce(
+            select(outcome_event.to_outcome)
+            .where(outcome_event.finding_id == Finding.id, outcome_event.kind == "outcome", outcome_event.at <= at)
+            .order_by(col(outcome_event.at).desc(), col(outcome_event.id).desc()).limit(1).scalar_subquery(),
+            Outcome.PENDING.value,
+        ),
+    )
     registered = (
         select(Shop.grid_id, func.count().label("n")).where(col(Shop.grid_id).in_(grid_ids), col(Shop.active).is_(True))
         .group_by(Shop.grid_id).subquery()
@@ -335,7 +354,7 @@ async def patrol_figures(session: AsyncSession, grid_ids: list[int], period: Per
     )
 
     def shops_with(outcome: Outcome):  # noqa: ANN202
-        return func.count(func.distinct(case((and_(Finding.disposition == Disposition.ESCALATED.value, Finding.outcome == outcome.value),
+        return func.count(func.distinct(case((and_(Finding.disposition == Disposition.ESCALATED.value, outcome_then == outcome.value),
                                                Patrol.shop_id))))
 
     def findings_with(disposition: Disposition):  # noqa: ANN202
@@ -359,7 +378,9 @@ async def patrol_figures(session: AsyncSession, grid_ids: list[int], period: Per
         )
         .join(Finding, col(Finding.id) == Rectification.finding_id).join(Patrol, col(Patrol.id) == Finding.patrol_id)
         .join(Shop, col(Shop.id) == Patrol.shop_id)
-        .where(*in_period, Rectification.status == OrderStatus.OPEN.value)
+        # Open at the cut-off: ordered by then and not closed by then.
+        .where(*in_period, Rectification.ordered_at <= at,
+               or_(Rectification.status == OrderStatus.OPEN.value, col(Rectification.closed_at) > at))
         .group_by(Shop.grid_id).subquery()
     )
     rows = await session.exec(
@@ -449,6 +470,14 @@ class StreetFigures:
     @property
     def coverage(self) -> float:
         return self.households_visited / self.households if self.households else 0.0
+
+    @property
+    def target(self) -> float:
+        """The street's target coverage: the grids' targets weighted by their households (their plain mean if none)."""
+        weight = sum(g.coverage.households for g in self.grids)
+        if weight:
+            return sum(g.coverage.target * g.coverage.households for g in self.grids) / weight
+        return sum(g.coverage.target for g in self.grids) / len(self.grids) if self.grids else 0.0
 
     @property
     def grids_target_met(self) -> int:

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import stats
-from models.periods import Period
+from models.periods import Period, cutoff_day
 from models.tables import Grid
 
 _ZH_NUMERALS = "零一二三四"
@@ -74,7 +74,9 @@ class SummaryNumbers:
     """The numbers of the paragraph, each straight from the stats functions."""
 
     period: Period
-    reported: int
+    at: datetime  # the cut-off every status-dependent figure is taken at
+    tz: ZoneInfo
+    reported: int  # every report of the period, rejected ones included
     resolved: int
     rejected: int
     visits: int
@@ -90,35 +92,63 @@ class SummaryNumbers:
     rectify_on_site: int
     fined: int
     suspended: int
+    target: float  # the street's target coverage: households-weighted mean of the grids' targets
+
+    @property
+    def collected(self) -> int:
+        """The problems collected (收集问题): the reports of the period not rejected at the cut-off."""
+        return self.reported - self.rejected
 
     @property
     def resolution_rate(self) -> str | None:
-        return report_percent(self.resolved, self.reported - self.rejected)
+        return report_percent(self.resolved, self.collected)
+
+    @property
+    def target_percent(self) -> str:
+        return _plain_percent(self.target)
 
     @property
     def coverage(self) -> str:
         return report_percent(self.households_visited, self.households) or "0%"
 
 
-def numbers_from(figures: stats.StreetFigures) -> SummaryNumbers:
+def _plain_percent(share: float) -> str:
+    """A target as set (20 %, 17.5 %): no trailing zeros."""
+    value = Decimal(str(round(share * 100, 1))).normalize()
+    return f"{value:f}%"
+
+
+def cutoff_zh(at: datetime, tz: ZoneInfo) -> str:
+    day, clock_time = cutoff_day(at, tz)
+    return f"截至{day.year}年{day.month}月{day.day}日" + (f" {clock_time}" if clock_time else "")
+
+
+def cutoff_en(at: datetime, tz: ZoneInfo) -> str:
+    day, clock_time = cutoff_day(at, tz)
+    months = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December")
+    return f"as at {day.day} {months[day.month - 1]} {day.year}" + (f", {clock_time}" if clock_time else "")
+
+
+def numbers_from(figures: stats.StreetFigures, tz: ZoneInfo) -> SummaryNumbers:
     i = figures.issues
     return SummaryNumbers(
-        figures.period, i.reported, i.resolved, i.rejected, figures.visits, figures.households_visited, figures.households,
+        figures.period, figures.at, tz, i.reported, i.resolved, i.rejected, figures.visits, figures.households_visited, figures.households,
         len(figures.grids), figures.grids_target_met, figures.patrol("shops_covered"), figures.patrol("shops_registered"),
         figures.patrol("patrols"), figures.patrol("corrections"), figures.patrol("escalations"), figures.patrol("rectify_on_site"),
-        figures.patrol("fined"), figures.patrol("suspended"),
+        figures.patrol("fined"), figures.patrol("suspended"), figures.target,
     )
 
 
 def paragraph_zh(n: SummaryNumbers) -> str:
     rate = f"，解决率{n.resolution_rate}" if n.resolution_rate else ""
-    target = f"，{n.grids}个网格中{n.grids_target_met}个完成半年入户目标" if n.period.kind == "half" and n.grids else ""
+    target = f"，目标{n.target_percent}，{n.grids}个网格中{n.grids_target_met}个达标" if n.period.kind == "half" and n.grids else ""
     return (
-        f"{period_zh(n.period)}，网格化工作共收集问题{n.reported}个{rate}；"
+        f"{period_zh(n.period)}，网格化工作共收集问题{n.collected}个{rate}；"
         f"开展入户走访{n.visits}户次，走访{n.households_visited}户，入户率{n.coverage}{target}；"
         f"检查食品经营店铺{n.shops_covered}家，上门巡查服务{n.patrols}次，现场指正不良习惯{n.corrections}次，"
         f"发现并向街道、市监所反映不良行为{n.escalations}起，其中要求现场整改{n.rectify_on_site}家、"
         f"处罚{n.fined}家、停业整改{n.suspended}家。"
+        f"（数据{cutoff_zh(n.at, n.tz)}）"
     )
 
 
@@ -129,16 +159,18 @@ def _en(count: int, one: str, many: str) -> str:
 def paragraph_en(n: SummaryNumbers) -> str:
     when = period_en(n.period)
     rate = f", with a resolution rate of {n.resolution_rate}" if n.resolution_rate else ""
-    target = f", and {n.grids_target_met} of {_en(n.grids, 'grid', 'grids')} met the half-year target" if n.period.kind == "half" and n.grids else ""
+    target = (f" against a target of {n.target_percent}; {n.grids_target_met} of {_en(n.grids, 'grid', 'grids')} met their own target"
+              if n.period.kind == "half" and n.grids else "")
     return (
-        f"In {when}, grid management collected {_en(n.reported, 'problem', 'problems')}{rate}. "
+        f"In {when}, grid management collected {_en(n.collected, 'problem', 'problems')}{rate}. "
         f"Grid workers made {_en(n.visits, 'home visit', 'home visits')} to {_en(n.households_visited, 'household', 'households')}, "
         f"a visit coverage of {n.coverage}{target}. "
         f"{_en(n.shops_covered, 'food shop was', 'food shops were')} checked in {_en(n.patrols, 'patrol visit', 'patrol visits')}; "
         f"{_en(n.corrections, 'bad habit was', 'bad habits were')} corrected on the spot and "
         f"{_en(n.escalations, 'bad behaviour was', 'bad behaviours were')} reported to the street office or the market regulator, "
         f"after which {_en(n.rectify_on_site, 'shop was', 'shops were')} ordered to rectify on site, {n.fined} fined "
-        f"and {n.suspended} closed for rectification."
+        f"and {n.suspended} closed for rectification. "
+        f"(Figures {cutoff_en(n.at, n.tz)}.)"
     )
 
 

@@ -126,5 +126,7 @@ def generate(folder: Path, seed: int = 2021, full: bool = FULL) -> Street:
         "rectify_on_site": len(outcome_shops["rectify_on_site"]), "fined": len(outcome_shops["fined"]), "suspended": len(outcome_shops["suspended"]),
         "reported": len(issues_h1), "resolved": sum(1 for r in issues_h1 if r[6] in ("已解决", "已办结")),
         "rejected": sum(1 for r in issues_h1 if r[6] == "已驳回"),
+        # the street's target: the grids' targets weighted by their households
+        "target": sum(targets[g] * hh_per_grid[g] for g in grids) / sum(hh_per_grid.values()) / 100,
     }
     return Street(files, counts)

@@ -318,7 +318,7 @@ async def test_supervisor_and_admin_scope_in_chat_and_stats_and_export(app, api,
     assert "You may not change issue 2605-0001" in texts(out)
     supervisor = Tg(app, api, SUPERVISOR_A)
     out = await supervisor.send("/stats 2026H1")
-    assert "Visits: 2" in texts(out) and "Patrols: 1;" in texts(out) and "Reported: 1;" in texts(out)
+    assert "Visits: 2" in texts(out) and "Patrols: 1;" in texts(out) and "Problems collected: 1 (" in texts(out)
     out = await supervisor.send(f"/void visit {old_visit} a test entry")  # 30 days old: a supervisor of the grid may
     assert "voided" in texts(out)
     out = await supervisor.send(f"/correct patrol {pid} notes x -- y")
@@ -331,7 +331,7 @@ async def test_supervisor_and_admin_scope_in_chat_and_stats_and_export(app, api,
     out = await admin.send("/void issue 2605-0001 duplicate")
     assert "Issue 2605-0001 voided" in texts(out)
     out = await admin.send("/stats 2026H1")
-    assert "Visits: 1" in texts(out) and "Patrols: 0;" in texts(out) and "Reported: 0;" in texts(out)
+    assert "Visits: 1" in texts(out) and "Patrols: 0;" in texts(out) and "Problems collected: 0 (" in texts(out)
     out = await supervisor.send("/overdue")
     assert "No overdue issue" in texts(out)
     out = await supervisor.send("/issue 2605-0001")

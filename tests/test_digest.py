@@ -50,11 +50,11 @@ async def test_weekly_digest_for_supervisors_admins_and_a_group(app, api, db):
     await drain_all(app)
     sup = Tg(app, api, SUPERVISOR_A).bot_messages()
     text = sup[-2]["text"]
-    assert "Weekly digest 2026-W20" in text and "G01 · 幸福里第一网格" in text and "G02" not in text
+    assert "Weekly digest May 11\u2009–\u200917" in text and "Figures as at May 17, 2026." in text and "G01 · 幸福里第一网格" in text and "G02" not in text
     # G01: 8 households, 4 visited this half-year (cut-off = end of the week) = 50.0 %.
-    assert "Visits: 3 (+2 on the week before) · coverage 50.0% of target 20.0%" in text
+    assert "Visits: 3 (+2 on the week before) · coverage 50.0% (target 20.0%; " in text
     assert "Patrols: 1 (+1) · corrected on the spot 2 · escalated 1" in text
-    assert "Issues: reported 2 (+1) · resolved 1 · overdue 1 · resolution 50.0% (-50.0 pts) · on time 100.0%" in text
+    assert "Issues: reported 2 (+1) · resolved 1 · overdue 1 · resolution 50.0% (-50.0 percentage points) · on time 100.0%" in text
     assert "Logged nothing this week: 赵敏" in text
     chart = sup[-1]
     assert "photo" in chart and "visits (bars)" in chart["caption"]
@@ -64,7 +64,7 @@ async def test_weekly_digest_for_supervisors_admins_and_a_group(app, api, db):
     admin = Tg(app, api, ADMIN_ID).bot_messages()[-2]["text"]
     assert "G01" in admin and "G02" in admin and "All 2 grids" in admin and "Visits: 3 (+2" in admin.split("All 2 grids")[1]
     group = [m for m in api.bot_messages(TOKEN, GROUP)]
-    assert "Weekly digest 2026-W20" in group[0]["text"] and "G02" not in group[0]["text"] and "photo" in group[1]
+    assert "Weekly digest May 11\u2009–\u200917" in group[0]["text"] and "G02" not in group[0]["text"] and "photo" in group[1]
     assert {r.recipient for r in await rows(db)} == {f"tg:{SUPERVISOR_A}", f"tg:{SUPERVISOR_B}", f"tg:{ADMIN_ID}", f"tg:{GROUP}"}
     assert Tg(app, api, WORKER_A).bot_messages() == [] and Tg(app, api, WORKER_B).bot_messages() == [] and WORKER_A2
 
@@ -75,7 +75,7 @@ async def test_digest_now_and_schedule_for_admins(app, api, db):
     await on_startup(app)
     admin = Tg(app, api, ADMIN_ID)
     out = await admin.send("/digest_now G01")
-    assert "Weekly digest 2026-W20" in out[0]["text"] and "G02" not in out[0]["text"] and "Visits: 3" in out[0]["text"]
+    assert "Weekly digest May 11\u2009–\u200917" in out[0]["text"] and "G02" not in out[0]["text"] and "Visits: 3" in out[0]["text"]
     assert "photo" in out[-1]
     assert (await admin.send("/digest_now G99"))[-1]["text"] == "No grid G99."
     assert await rows(db) == []  # to the caller only, not through the outbox

@@ -18,14 +18,16 @@ SH = ZoneInfo("Asia/Shanghai")
 KINDS = ("grids", "households", "shops", "workers", "visits", "patrols", "issues")
 
 GOLDEN_ZH = (
-    "2021年上半年，网格化工作共收集问题4个，解决率67%；开展入户走访4户次，走访3户，入户率30%，2个网格中2个完成半年入户目标；"
+    "2021年上半年，网格化工作共收集问题3个，解决率67%；开展入户走访4户次，走访3户，入户率30%，目标20%，2个网格中2个达标；"
     "检查食品经营店铺3家，上门巡查服务4次，现场指正不良习惯3次，发现并向街道、市监所反映不良行为2起，其中要求现场整改1家、处罚1家、停业整改0家。"
+    "（数据截至2026年5月20日 10:00）"
 )
 GOLDEN_EN = (
-    "In the first half of 2021, grid management collected 4 problems, with a resolution rate of 67%. "
-    "Grid workers made 4 home visits to 3 households, a visit coverage of 30%, and 2 of 2 grids met the half-year target. "
+    "In the first half of 2021, grid management collected 3 problems, with a resolution rate of 67%. "
+    "Grid workers made 4 home visits to 3 households, a visit coverage of 30% against a target of 20%; 2 of 2 grids met their own target. "
     "3 food shops were checked in 4 patrol visits; 3 bad habits were corrected on the spot and 2 bad behaviours were reported to the street office "
-    "or the market regulator, after which 1 shop was ordered to rectify on site, 1 fined and 0 closed for rectification."
+    "or the market regulator, after which 1 shop was ordered to rectify on site, 1 fined and 0 closed for rectification. "
+    "(Figures as at 20 May 2026, 10:00.)"
 )
 
 
@@ -41,7 +43,7 @@ async def test_golden_paragraphs_of_the_example_street(db):
     await import_examples(db)
     async with db.session() as s:
         figures = await summary_figures(s, periods.parse("2021H1", SH), clock.now(), SH)
-    numbers = numbers_from(figures)
+    numbers = numbers_from(figures, SH)
     assert paragraph_zh(numbers) == GOLDEN_ZH
     assert paragraph_en(numbers) == GOLDEN_EN
 
@@ -62,3 +64,43 @@ def test_period_names():
         "2021Q2": ("2021年第二季度", "the second quarter of 2021"), "2021-06": ("2021年6月", "June 2021"),
         "2021-W23": ("2021年第23周", "week 23 of 2021"), "2021": ("2021年", "2021"),
     }
+
+
+async def test_a_report_as_of_a_day_does_not_move_when_an_issue_changes_later(app, api, db, database_url, monkeypatch, capsys):
+    """The cut-off: `/stats … as-of DAY` and `gridbot summary … --as-of DAY` come from the event history up to that day."""
+    import asyncio
+
+    from sqlmodel import select
+
+    from bot import cli
+    from models.issues import Issue, member_by_id, transition
+    from models.tables import User
+    from tests.conftest import ADMIN_ID
+    from tests.conftest import texts
+    from tests.test_join import join_as_admin
+
+    await import_examples(db)
+    admin = await join_as_admin(app, api)
+    before = texts(await admin.send("/stats 2021H1 as-of 2021-08-05"))
+    assert "as at 2021-08-05" in before and "Problems collected: 3 (besides them, rejected: 1); resolved or closed: 2" in before
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert await asyncio.to_thread(cli.main, ["summary", "2021H1", "--as-of", "2021-08-05", "--lang", "zh_CN"]) == 0
+    paragraph_before = capsys.readouterr().out
+    assert "共收集问题3个，解决率67%" in paragraph_before and "（数据截至2021年8月5日）" in paragraph_before
+
+    # Today (after the cut-off) the supervisor reopens the closed issue.
+    async with db.session() as s:
+        issue = (await s.exec(select(Issue).where(Issue.human_id == "2101-0001"))).one()
+        user = (await s.exec(select(User).where(User.telegram_id == ADMIN_ID))).one()
+        await transition(s, issue.id, "reopen", await member_by_id(s, user.id), issue.status, "not fixed after all")
+        await s.commit()
+
+    assert texts(await admin.send("/stats 2021H1 as-of 2021-08-05")) == before
+    assert await asyncio.to_thread(cli.main, ["summary", "2021H1", "--as-of", "2021-08-05", "--lang", "zh_CN"]) == 0
+    assert capsys.readouterr().out == paragraph_before
+    now = texts(await admin.send("/stats 2021H1"))
+    assert "Problems collected: 3 (besides them, rejected: 1); resolved or closed: 1" in now
+    # A day that does not exist, or is still to come, is refused in one line.
+    assert "is not a cut-off day" in texts(await admin.send("/stats 2021H1 as-of 2021-02-30"))
+    assert await asyncio.to_thread(cli.main, ["summary", "2021H1", "--as-of", "2031-01-01"]) == 2
+    assert "has not come yet" in capsys.readouterr().err

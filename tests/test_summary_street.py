@@ -35,11 +35,20 @@ async def test_street_summary_equals_an_independent_count(db, database_url, tmp_
     from zoneinfo import ZoneInfo
 
     c = street.counts
-    expected = SummaryNumbers(half(2021, 1, ZoneInfo("Asia/Shanghai")), c["reported"], c["resolved"], c["rejected"], c["visits"],
+    from bot import clock
+
+    sh = ZoneInfo("Asia/Shanghai")
+    expected = SummaryNumbers(half(2021, 1, sh), clock.now(), sh, c["reported"], c["resolved"], c["rejected"], c["visits"],
                               c["households_visited"], c["households"], c["grids"], c["grids_target_met"], c["shops_covered"],
                               c["shops_registered"], c["patrols"], c["corrections"], c["escalations"], c["rectify_on_site"], c["fined"],
-                              c["suspended"])
+                              c["suspended"], c["target"])
     assert printed.strip() == paragraph_zh(expected) + "\n\n" + paragraph_en(expected)
+    # One sentence counts one set: the problems collected leave the rejected reports out, and the rate divides by them.
+    collected = c["reported"] - c["rejected"]
+    assert c["rejected"] > 0 and f"共收集问题{collected}个" in printed and f"collected {collected} problems" in printed
+    assert f"{c['grids']}个网格中{c['grids_target_met']}个达标" in printed
+    assert 0 < c["grids_target_met"] < c["grids"]
+    assert "（数据截至2026年5月20日 10:00）" in printed and "(Figures as at 20 May 2026, 10:00.)" in printed
     from openpyxl import load_workbook
 
     sheet = load_workbook(xlsx).worksheets[0]

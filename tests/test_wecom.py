@@ -59,7 +59,7 @@ async def test_digest_reaches_street_and_grid_robots_as_markdown_and_image(app, 
     assert [m["msgtype"] for m in street][-1] == "image" and len(street) >= 3  # split markdown, then the chart
     contents = [m["markdown"]["content"] for m in street if m["msgtype"] == "markdown"]
     assert all(len(c.encode()) <= 4096 for c in contents) and sum(len(c.encode()) for c in contents) > 4096
-    assert contents[0].startswith("📊 **Weekly digest 2026-W20**")
+    assert contents[0].startswith("📊 **Weekly digest May 11\u2009–\u200917**")
     assert "**G39 · 幸福里第39网格**" in "\n".join(contents) and "**All 39 grids**" in contents[-1]
     assert [m["msgtype"] for m in g01] == ["markdown", "image"] and "G02" not in g01[0]["markdown"]["content"]
     assert "**G01 · 幸福里第一网格**" in g01[0]["markdown"]["content"]
