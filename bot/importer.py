@@ -31,6 +31,7 @@ PROBLEMS = {
     "ambiguous_shop": N_("several shops are called «{shop}» in that grid; give the address"),
     "unknown_worker": N_("unknown worker «{worker}» (use the Telegram id or the registered name)"),
     "ambiguous_worker": N_("several users are called «{worker}»; use the Telegram id"),
+    "worker_not_in_grid": N_("«{worker}» is neither a worker nor the supervisor of grid {grid}, nor an admin"),
     "duplicate_key": N_("duplicate of row {first}"),
     "outcome_without_escalation": N_("an outcome is given but no item was escalated"),
 }

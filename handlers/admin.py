@@ -30,6 +30,7 @@ from bot.i18n import N_, gettext_for
 from bot.importer import FileProblem, read_table, report
 from handlers.common import esc, percent, reply, requires, role_name
 from handlers.flow import rule_message
+from handlers.issues import category_label, status_label
 from models import admin as admin_model
 from models import audit, periods, stats
 from models.errors import RuleError
@@ -273,7 +274,7 @@ async def overdue_command(update: Update, context: GridContext) -> None:
         lines = [context._("⏰ <b>Overdue issues: {n}</b>").format(n=total)]
         for v in issues:
             lines.append(context._("{id} · {grid} · {category} · {status} · due {due} · {who}").format(
-                id=v.human_id, grid=esc(v.grid_code), category=esc(v.category), status=v.status, due=_when(context, v.due_at),
+                id=v.human_id, grid=esc(v.grid_code), category=esc(category_label(context._, v.category)), status=esc(status_label(context._, v.status)), due=_when(context, v.due_at),
                 who=esc(v.assignee_name or context._("not assigned"))))
         if total > len(issues):
             lines.append(context._("… and {n} more").format(n=total - len(issues)))

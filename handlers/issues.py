@@ -70,6 +70,7 @@ from handlers.flow import (
     summary_line,
     tell_outcome,
 )
+from models import vocabulary
 from models.errors import RuleError
 from models.issues import (
     CODE_STATUS,
@@ -119,21 +120,14 @@ CATEGORY_LABELS = {
     "排水污水": N_("Drainage and sewage"), "垃圾分类": N_("Waste sorting"), "安全隐患": N_("Safety hazard"),
     "矛盾纠纷": N_("Dispute"), "其他": N_("Other"),
 }
-STATUS_LABELS = {
-    "reported": N_("reported"), "assigned": N_("assigned"), "in_progress": N_("in progress"), "resolved": N_("resolved"),
-    "closed": N_("closed"), "rejected": N_("rejected"), "reopened": N_("reopened"), "new": N_("new"),
-}
+STATUS_LABELS = {code: w.en for code, w in vocabulary.STATUS.items()} | {"new": N_("new")}  # one vocabulary (models/vocabulary)
 ACTION_LABELS = {
     "submit": N_("reported it"), "resolve_on_spot": N_("resolved it on the spot"), "assign": N_("assigned it to {name}"),
     "reject": N_("rejected it"), "start": N_("started work"), "resolve": N_("resolved it"), "hand_back": N_("handed it back"),
     "verify": N_("verified and closed it"), "reopen": N_("reopened it"), "attach": N_("added a report of the same problem"),
     "void": N_("voided it (left out of every figure and list)"),
 }
-ACTION_NAMES = {
-    "submit": N_("submit"), "resolve_on_spot": N_("resolve on the spot"), "assign": N_("assign"), "reject": N_("reject"),
-    "start": N_("start"), "resolve": N_("resolve"), "hand_back": N_("hand back"), "verify": N_("verify"), "reopen": N_("reopen"),
-    "attach": N_("add to"),
-}
+ACTION_NAMES = {code: w.en for code, w in vocabulary.ACTION.items()}
 RULE_MESSAGES = {
     "not_found": N_("That issue does not exist."),
     "voided": N_("That issue has been voided; nothing more can be done with it."),

@@ -79,6 +79,7 @@ from handlers.flow import (
 )
 from handlers.issues import report_button
 from jobs import reinspection
+from models import vocabulary
 from models.checklist import CATEGORY_LABELS, ITEM_LABELS, SHOP_CATEGORIES, category_label, item_label
 from models.errors import RuleError
 from models.patrols import (
@@ -123,11 +124,8 @@ NAME, ADDRESS, GRID, CATEGORY, LICENCE, CONTACT, ADD_CONFIRM = "NAME", "ADDRESS"
 PAGE_SIZE = 6
 SHOP_LIST_SIZE = 8
 
-DISPOSITION_LABELS = {Disposition.CORRECTED: N_("corrected on the spot"), Disposition.ESCALATED: N_("escalated")}
-OUTCOME_LABELS = {
-    Outcome.PENDING: N_("pending"), Outcome.RECTIFY: N_("ordered to rectify on site"),
-    Outcome.FINED: N_("fined"), Outcome.SUSPENDED: N_("closed for rectification"),
-}
+DISPOSITION_LABELS = {Disposition(code): w.en for code, w in vocabulary.DISPOSITION.items()}  # models/vocabulary
+OUTCOME_LABELS = {Outcome(code): w.en for code, w in vocabulary.OUTCOME.items()}
 RISK_LABELS = {Risk.LOW: N_("Low"), Risk.MEDIUM: N_("Medium"), Risk.HIGH: N_("High")}
 OUTCOME_CODES = {"p": Outcome.PENDING, "r": Outcome.RECTIFY, "f": Outcome.FINED, "s": Outcome.SUSPENDED}
 CODE_OF = {v.value: k for k, v in OUTCOME_CODES.items()}

@@ -265,6 +265,8 @@ class Lookups:
     shops: dict[tuple[int, str], list[tuple[int, str, str]]] = field(default_factory=dict)  # (grid, name) -> [(id, address, category)]
     workers_by_tid: dict[int, int] = field(default_factory=dict)
     workers_by_name: dict[str, list[int]] = field(default_factory=dict)
+    grids_of: dict[int, set[int]] = field(default_factory=dict)  # user -> the grids they work in or supervise
+    admins: set[int] = field(default_factory=set)
 
 
 async def _lookups(session: AsyncSession, kind: str) -> Lookups:
@@ -275,10 +277,14 @@ async def _lookups(session: AsyncSession, kind: str) -> Lookups:
         for i, g, n, a, c in (await session.exec(select(Shop.id, Shop.grid_id, Shop.name, Shop.address, Shop.category))).all():
             lk.shops.setdefault((g, n), []).append((i, a, c))
     if kind in LEDGERS:
-        for uid, tid, name in (await session.exec(select(User.id, User.telegram_id, User.display_name))).all():
+        for uid, tid, name, role in (await session.exec(select(User.id, User.telegram_id, User.display_name, User.role))).all():
             lk.workers_by_tid[tid] = uid
             if name:
                 lk.workers_by_name.setdefault(name, []).append(uid)
+            if role == Role.ADMIN:
+                lk.admins.add(uid)
+        for uid, gid in (await session.exec(select(UserGrid.user_id, UserGrid.grid_id))).all():
+            lk.grids_of.setdefault(uid, set()).add(gid)
     return lk
 
 
@@ -301,6 +307,15 @@ def _worker(lk: Lookups, text: str) -> int:
     if len(ids) != 1:
         raise _Bad("unknown_worker" if not ids else "ambiguous_worker", worker=ref)
     return ids[0]
+
+
+def _worker_of_grid(lk: Lookups, text: str, gid: int, code: str) -> int:
+    """The worker of a visit or patrol, who must be able to log it in the bot: one of the grid's
+    workers, its supervisor, or an admin."""
+    uid = _worker(lk, text)
+    if uid not in lk.admins and gid not in lk.grids_of.get(uid, set()):
+        raise _Bad("worker_not_in_grid", worker=one_line(text), grid=code)
+    return uid
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -353,7 +368,7 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
         hid = lk.households.get((gid, address))
         if hid is None:
             raise _Bad("unknown_household", address=address)
-        worker = _worker(lk, cell("worker"))
+        worker = _worker_of_grid(lk, cell("worker"), gid, one_line(cell("grid")))
         situations = _list(cell("situation")) or ["正常"]
         bad = [s for s in situations if s not in SITUATIONS]
         if bad:
@@ -381,7 +396,7 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
             raise _Bad("bad_value", value=cell("outcome"))
         if outcome != Outcome.PENDING and not escalated:
             raise _Bad("outcome_without_escalation")
-        worker = _worker(lk, cell("worker"))
+        worker = _worker_of_grid(lk, cell("worker"), gid, one_line(cell("grid")))
         failed = set(corrected) | set(escalated)
         checklist = [{"name": i.name, "weight": i.weight, "key": i.key, "passed": i.name not in failed} for i in DEFAULT_CHECKLIST.get(category, ())]
         known = {i["name"] for i in checklist}
@@ -414,6 +429,20 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
     raise ValueError(kind)
 
 
+def _as_headed(kind: str, details: dict, index: dict[str, int], headers: list[str]) -> dict:
+    """A problem names a column as the file's header does (解决时间, not resolved_at); a column the
+    file lacks by its first Chinese name."""
+    key = details.get("column")
+    if key is None:
+        return details
+    if key in index:
+        return {**details, "column": headers[index[key]]}
+    spec = next((c for c in COLUMNS[kind] if c.key == key), None)
+    if spec is None:  # not a column of its own (a patrol item inside a list column)
+        return {**details, "column": headers[index["corrected"]] if key == "item" and "corrected" in index else details["column"]}
+    return {**details, "column": next((n for n in spec.names if not n.isascii()), spec.names[0])}
+
+
 async def validate(session: AsyncSession, kind: str, headers: list[str], rows: list[list[str]], tz: ZoneInfo, default_target: float,
                    categories: dict[str, float], progress: Progress | None = None) -> list[dict]:
     """Clean records of every row, or ImportRefused with every problem found (nothing is written)."""
@@ -437,7 +466,7 @@ async def validate(session: AsyncSession, kind: str, headers: list[str], rows: l
         try:
             key, record = _row_record(kind, cell, lk, tz, default_target, categories)
         except _Bad as bad:
-            problems.append(Problem(line, bad.code, bad.details))
+            problems.append(Problem(line, bad.code, _as_headed(kind, bad.details, index, headers)))
             continue
         if key in seen:
             problems.append(Problem(line, "duplicate_key", {"first": seen[key]}))

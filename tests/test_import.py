@@ -41,6 +41,7 @@ CASES = {
     "unknown shop": ("patrols", "date,grid,shop,worker\n2021-03-01,G01,没有这家店,1001\n", [(2, "unknown_shop")]),
     "duplicate key": ("households", "grid,address\nG01,7栋1单元1\nG01,7栋1单元1\n", [(3, "duplicate_key")]),
     "out of range": ("visits", "date,grid,address,worker,people met\n2021-03-01,G01,3栋1单元101,1001,99\n", [(2, "out_of_range")]),
+    "worker of another grid": ("visits", "date,grid,address,worker\n2021-03-01,G01,3栋1单元101,1002\n", [(2, "worker_not_in_grid")]),
     "several at once": ("households", "grid,address,tags\nG99,1号,\nG01,,\nG01,2号,外星人\n",
                         [(2, "unknown_grid"), (3, "missing_value"), (4, "bad_value")]),
 }
@@ -57,6 +58,17 @@ async def test_each_error_class_writes_nothing_and_names_the_rows(db, case):
     assert await count(db, Household) == before
     lines = report(refused.value.problems, gettext_for("en"))
     assert all(line.startswith("row ") for line in lines), lines
+
+
+async def test_problems_name_columns_as_the_file_does(db):
+    await seed(db)
+    text = "编号,上报时间,网格,类别,描述,上报人,状态,解决时间\n2101-0001,2021-01-10 09:00,G01,僵尸车,东门僵尸车,1001,已办结,\n"
+    with pytest.raises(ImportRefused) as refused:
+        await do_import(db, "issues", text.encode())
+    assert report(refused.value.problems, gettext_for("en")) == ["row 2: «解决时间» is empty"]
+    with pytest.raises(ImportRefused) as refused:
+        await do_import(db, "visits", "date,grid,address,worker\n2021-03-01,G01,3栋1单元101,1002\n".encode())
+    assert report(refused.value.problems, gettext_for("en")) == ["row 2: «1002» is neither a worker nor the supervisor of grid G01, nor an admin"]
 
 
 def test_wrong_encoding_is_refused():
