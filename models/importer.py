@@ -30,6 +30,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models import vocabulary
 from models.checklist import DEFAULT_CHECKLIST, SHOP_CATEGORIES
 from models.issues import CLOSED, REJECTED, REPORTED, RESOLVED, Issue, IssueEvent, due_at_for
 from models.patrols import Disposition, Finding, Outcome, Patrol, Shop
@@ -117,17 +118,7 @@ COLUMNS: dict[str, tuple[Col, ...]] = {
     ),
 }
 
-OUTCOME_ALIASES = {
-    "": Outcome.PENDING, "pending": Outcome.PENDING, "待处理": Outcome.PENDING,
-    "rectify_on_site": Outcome.RECTIFY, "rectify": Outcome.RECTIFY, "要求现场整改": Outcome.RECTIFY, "现场整改": Outcome.RECTIFY,
-    "fined": Outcome.FINED, "处罚": Outcome.FINED, "罚款": Outcome.FINED,
-    "suspended": Outcome.SUSPENDED, "停业整改": Outcome.SUSPENDED,
-}
-STATUS_ALIASES = {
-    "": REPORTED, "reported": REPORTED, "已上报": REPORTED, "待处理": REPORTED,
-    "resolved": RESOLVED, "已解决": RESOLVED, "closed": CLOSED, "已办结": CLOSED, "已关闭": CLOSED,
-    "rejected": REJECTED, "已驳回": REJECTED,
-}
+IMPORTABLE_STATUSES = (REPORTED, RESOLVED, CLOSED, REJECTED)  # words: models/vocabulary (待派单, 已处置（待核实）, 已办结, 不予受理, and older ones)
 TRUE = {"1", "y", "yes", "true", "是", "在册", "紧急"}
 FALSE = {"0", "n", "no", "false", "否", "注销", "迁出", "普通"}
 SEPARATORS = re.compile(r"[、,，;；]+")  # not "/": checklist items such as 进货查验/索证索票 contain it
@@ -391,7 +382,8 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
             raise _Bad("bad_value", value="; ".join(corrected + escalated))
         if any(len(i) > 60 for i in corrected + escalated):
             raise _Bad("bad_length", column="item", min=1, max=60)
-        outcome = OUTCOME_ALIASES.get(one_line(cell("outcome")).lower())
+        code = vocabulary.parse(vocabulary.OUTCOME, cell("outcome"))
+        outcome = Outcome(code) if code else None
         if outcome is None:
             raise _Bad("bad_value", value=cell("outcome"))
         if outcome != Outcome.PENDING and not escalated:
@@ -413,8 +405,8 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
         category = one_line(cell("category"))
         if category not in categories:
             raise _Bad("bad_value", value=category) if category else _Bad("missing_value", column="category")
-        status = STATUS_ALIASES.get(one_line(cell("status")).lower())
-        if status is None:
+        status = vocabulary.parse(vocabulary.STATUS, cell("status")) if one_line(cell("status")) else REPORTED
+        if status not in IMPORTABLE_STATUSES:
             raise _Bad("bad_value", value=cell("status"))
         resolved_at = _when(cell("resolved_at"), tz) if cell("resolved_at").strip() else None
         if status in (RESOLVED, CLOSED, REJECTED) and resolved_at is None:
