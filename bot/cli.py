@@ -281,11 +281,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     from bot import clock
     from bot.exporter import summary_workbook
+    from models.periods import cutoff_of_day
     from models.summary import numbers_from, paragraph_en, paragraph_zh, summary_figures
 
     period = _period(args.period, settings)
-    from models.periods import cutoff_of_day
-
     try:
         at = cutoff_of_day(args.as_of, period, clock.now(), settings.tz) if args.as_of else clock.now()
     except ValueError as exc:

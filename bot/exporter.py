@@ -60,16 +60,16 @@ def summary_rows(figures: stats.StreetFigures) -> list[tuple]:
         rows.append((
             c.grid_code, c.grid_name, c.households, c.households_visited, c.visits, report_percent(c.households_visited, c.households) or "",
             f"{c.target * 100:g}%", "是" if g.target_met else "否", p.patrols, p.shops_covered, p.shops_registered, p.corrections, p.escalations,
-            p.rectify_on_site, p.fined, p.suspended, p.pending, i.reported - i.rejected, i.resolved, i.rejected,
-            report_percent(i.resolved, i.reported - i.rejected) or "", report_percent(i.on_time, i.resolved) or "", i.overdue,
+            p.rectify_on_site, p.fined, p.suspended, p.pending, i.collected, i.resolved, i.rejected,
+            report_percent(i.resolved, i.collected) or "", report_percent(i.on_time, i.resolved) or "", i.overdue,
         ))
     t = figures.issues
     rows.append((
         "合计 Total", "", figures.households, figures.households_visited, figures.visits, report_percent(figures.households_visited, figures.households) or "",
         f"{figures.target * 100:.4g}%", f"{figures.grids_target_met}/{len(figures.grids)}", figures.patrol("patrols"), figures.patrol("shops_covered"),
         figures.patrol("shops_registered"), figures.patrol("corrections"), figures.patrol("escalations"), figures.patrol("rectify_on_site"),
-        figures.patrol("fined"), figures.patrol("suspended"), figures.patrol("pending"), t.reported - t.rejected, t.resolved, t.rejected,
-        report_percent(t.resolved, t.reported - t.rejected) or "", report_percent(t.on_time, t.resolved) or "", t.overdue,
+        figures.patrol("fined"), figures.patrol("suspended"), figures.patrol("pending"), t.collected, t.resolved, t.rejected,
+        report_percent(t.resolved, t.collected) or "", report_percent(t.on_time, t.resolved) or "", t.overdue,
     ))
     return rows
 

@@ -239,7 +239,7 @@ def stats_text(context: GridContext, f: stats.StreetFigures, scope_label: str) -
         "",
         _("📝 <b>Issue reports</b>"),
         _("Problems collected: {n} (besides them, rejected: {x}); resolved or closed: {r}; open: {o}; overdue: {od}").format(
-            n=i.reported - i.rejected, r=i.resolved, x=i.rejected, o=i.open, od=i.overdue),
+            n=i.collected, r=i.resolved, x=i.rejected, o=i.open, od=i.overdue),
         _("Resolution rate: {rate}; on time: {on_time}; median time to resolve: {median}").format(
             rate=_rate(i.resolution_rate), on_time=_rate(i.on_time_rate), median=_duration(context, i.median_resolve_seconds)),
     ]

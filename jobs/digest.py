@@ -185,7 +185,7 @@ def chart(_, digest: Digest, grid_ids: list[int]) -> bytes:  # noqa: ANN001
     rates: list[float | None] = []
     for week_figures in digest.issue_series:
         items = [week_figures[g] for g in grid_ids if g in week_figures]
-        base = sum(f.reported - f.rejected for f in items)
+        base = sum(f.collected for f in items)
         rates.append(sum(f.resolved for f in items) / base if base else None)
     codes = ", ".join(digest.grids[g].code for g in grid_ids[:6]) + (" ..." if len(grid_ids) > 6 else "")
     # Chart text stays ASCII: the server may have no CJK font; the caption carries the words.

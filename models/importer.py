@@ -288,10 +288,10 @@ def _grid(lk: Lookups, text: str) -> int:
     return lk.grids[code]
 
 
-def _worker(lk: Lookups, text: str) -> int:
+def _worker(lk: Lookups, text: str, column: str = "worker") -> int:
     ref = one_line(text)
     if not ref:
-        raise _Bad("missing_value", column="worker")
+        raise _Bad("missing_value", column=column)
     if ref.isdigit() and int(ref) in lk.workers_by_tid:
         return lk.workers_by_tid[int(ref)]
     ids = lk.workers_by_name.get(ref, [])
@@ -380,8 +380,9 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
         corrected, escalated = _list(cell("corrected")), _list(cell("escalated"))
         if set(corrected) & set(escalated) or len(set(corrected)) != len(corrected) or len(set(escalated)) != len(escalated):
             raise _Bad("bad_value", value="; ".join(corrected + escalated))
-        if any(len(i) > 60 for i in corrected + escalated):
-            raise _Bad("bad_length", column="item", min=1, max=60)
+        for column, items in (("corrected", corrected), ("escalated", escalated)):
+            if any(len(i) > 60 for i in items):
+                raise _Bad("bad_length", column=column, min=1, max=60)
         code = vocabulary.parse(vocabulary.OUTCOME, cell("outcome"))
         outcome = Outcome(code) if code else None
         if outcome is None:
@@ -416,7 +417,7 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
         urgent = _bool(cell("urgent"), False)
         return (number,), {"human_id": number, "draft_id": draft_key("issue", number), "grid_id": gid, "category": category,
                            "description": _text(cell("description"), 1, 1000, "description"), "address": _opt(cell("address"), 200, "address"),
-                           "urgent": urgent, "status": status, "source": "import", "reporter_id": _worker(lk, cell("reporter")), "reported_at": at,
+                           "urgent": urgent, "status": status, "source": "import", "reporter_id": _worker(lk, cell("reporter"), "reporter"), "reported_at": at,
                            "due_at": due_at_for(at, categories[category], urgent), "updated_at": resolved_at or at, "_resolved_at": resolved_at}
     raise ValueError(kind)
 
@@ -430,8 +431,8 @@ def _as_headed(kind: str, details: dict, index: dict[str, int], headers: list[st
     if key in index:
         return {**details, "column": headers[index[key]]}
     spec = next((c for c in COLUMNS[kind] if c.key == key), None)
-    if spec is None:  # not a column of its own (a patrol item inside a list column)
-        return {**details, "column": headers[index["corrected"]] if key == "item" and "corrected" in index else details["column"]}
+    if spec is None:
+        return details
     return {**details, "column": next((n for n in spec.names if not n.isascii()), spec.names[0])}
 
 

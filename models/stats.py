@@ -169,9 +169,13 @@ class IssueFigures:
     median_resolve_seconds: float | None
 
     @property
+    def collected(self) -> int:
+        """The problems collected (收集问题): the reports not rejected at the cut-off."""
+        return self.reported - self.rejected
+
+    @property
     def resolution_rate(self) -> float | None:
-        base = self.reported - self.rejected
-        return self.resolved / base if base else None
+        return self.resolved / self.collected if self.collected else None
 
     @property
     def on_time_rate(self) -> float | None:

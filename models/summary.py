@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -120,13 +121,12 @@ def _plain_percent(share: float) -> str:
 
 def cutoff_zh(at: datetime, tz: ZoneInfo) -> str:
     day, clock_time = cutoff_day(at, tz)
-    return f"截至{day.year}年{day.month}月{day.day}日" + (f" {clock_time}" if clock_time else "")
+    return "截至" + format_date(day, "long", locale="zh_CN") + (f" {clock_time}" if clock_time else "")
 
 
 def cutoff_en(at: datetime, tz: ZoneInfo) -> str:
     day, clock_time = cutoff_day(at, tz)
-    months = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December")
-    return f"as at {day.day} {months[day.month - 1]} {day.year}" + (f", {clock_time}" if clock_time else "")
+    return "as at " + format_date(day, "d MMMM y", locale="en") + (f", {clock_time}" if clock_time else "")
 
 
 def numbers_from(figures: stats.StreetFigures, tz: ZoneInfo) -> SummaryNumbers:

@@ -67,6 +67,9 @@ async def test_problems_name_columns_as_the_file_does(db):
         await do_import(db, "issues", text.encode())
     assert report(refused.value.problems, gettext_for("en")) == ["row 2: «解决时间» is empty"]
     with pytest.raises(ImportRefused) as refused:
+        await do_import(db, "issues", text.replace(",1001,已办结,", ",,已上报,").encode())
+    assert report(refused.value.problems, gettext_for("en")) == ["row 2: «上报人» is empty"]
+    with pytest.raises(ImportRefused) as refused:
         await do_import(db, "visits", "date,grid,address,worker\n2021-03-01,G01,3栋1单元101,1002\n".encode())
     assert report(refused.value.problems, gettext_for("en")) == ["row 2: «1002» is neither a worker nor the supervisor of grid G01, nor an admin"]
 
