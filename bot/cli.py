@@ -219,7 +219,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             async with database.session() as session:
                 result = await run_import(session, args.kind, headers, rows, settings.tz, settings.visit_target, settings.issue_categories,
-                                          TerminalProgress(f"{args.kind}"))
+                                          TerminalProgress(f"{args.kind}"), settings.rectify_days_default)
                 await audit.record(session, None, "cli", "import", kind=args.kind, file=path.name, rows=result.rows, created=result.created,
                                    updated=result.updated, unchanged=result.unchanged)
         except ImportRefused as exc:

@@ -17,7 +17,8 @@ KINDS = ("visits", "patrols", "issues", "summary")
 VISIT_HEADERS = ("编号 ID", "走访时间 Visited at", "网格 Grid", "地址 Address", "户主 Head", "电话 Phone", "网格员 Worker", "见面人数 People met",
                  "情况 Situation", "备注 Notes")
 PATROL_HEADERS = ("巡查编号 Patrol ID", "巡查时间 Patrolled at", "网格 Grid", "店名 Shop", "地址 Address", "类别 Category", "联系人 Contact",
-                  "网格员 Worker", "检查项 Items", "不合格项 Failed", "问题项 Finding", "处置 Disposition", "处理结果 Outcome", "说明 Note")
+                  "网格员 Worker", "检查项 Items", "不合格项 Failed", "问题项 Finding", "处置 Disposition", "处理结果 Outcome", "整改期限 Deadline",
+                  "说明 Note")
 ISSUE_HEADERS = ("编号 Number", "上报时间 Reported at", "网格 Grid", "类别 Category", "描述 Description", "地址 Address", "紧急 Urgent",
                  "状态 Status", "上报人 Reporter", "处理人 Assignee", "期限 Due")
 EVENT_HEADERS = ("编号 Number", "时间 At", "操作人 Actor", "操作 Action", "原状态 From", "新状态 To", "说明 Note")
@@ -25,7 +26,7 @@ SUMMARY_HEADERS = (
     "网格 Grid", "名称 Name", "在册户数 Households", "走访户数 Households visited", "走访户次 Visits", "入户率 Coverage", "目标 Target",
     "达标 Target met", "巡查次数 Patrols", "检查店铺 Shops checked", "登记店铺 Shops registered", "现场指正 Corrections", "上报 Escalations",
     "现场整改 Rectify on site", "处罚 Fined", "停业整改 Suspended", "待处理 Pending", "收集问题 Problems collected", "已解决 Resolved",
-    "已驳回 Rejected", "解决率 Resolution rate", "按时率 On-time rate", "逾期 Overdue",
+    "已驳回 Rejected", "解决率 Resolution rate", "按时率 On-time rate", "逾期 Overdue", "在册居民 Residents",
 )
 
 
@@ -61,7 +62,7 @@ def summary_rows(figures: stats.StreetFigures) -> list[tuple]:
             c.grid_code, c.grid_name, c.households, c.households_visited, c.visits, report_percent(c.households_visited, c.households) or "",
             f"{c.target * 100:g}%", "是" if g.target_met else "否", p.patrols, p.shops_covered, p.shops_registered, p.corrections, p.escalations,
             p.rectify_on_site, p.fined, p.suspended, p.pending, i.collected, i.resolved, i.rejected,
-            report_percent(i.resolved, i.collected) or "", report_percent(i.on_time, i.resolved) or "", i.overdue,
+            report_percent(i.resolved, i.collected) or "", report_percent(i.on_time, i.resolved) or "", i.overdue, c.residents,
         ))
     t = figures.issues
     rows.append((
@@ -69,7 +70,7 @@ def summary_rows(figures: stats.StreetFigures) -> list[tuple]:
         f"{figures.target * 100:.4g}%", f"{figures.grids_target_met}/{len(figures.grids)}", figures.patrol("patrols"), figures.patrol("shops_covered"),
         figures.patrol("shops_registered"), figures.patrol("corrections"), figures.patrol("escalations"), figures.patrol("rectify_on_site"),
         figures.patrol("fined"), figures.patrol("suspended"), figures.patrol("pending"), t.collected, t.resolved, t.rejected,
-        report_percent(t.resolved, t.collected) or "", report_percent(t.on_time, t.resolved) or "", t.overdue,
+        report_percent(t.resolved, t.collected) or "", report_percent(t.on_time, t.resolved) or "", t.overdue, figures.residents,
     ))
     return rows
 

@@ -34,6 +34,9 @@ PROBLEMS = {
     "worker_not_in_grid": N_("«{worker}» is neither a worker nor the supervisor of grid {grid}, nor an admin"),
     "duplicate_key": N_("duplicate of row {first}"),
     "outcome_without_escalation": N_("an outcome is given but no item was escalated"),
+    "bad_id_number": N_("not an ID number (18 digits, the last may be X; or 15 digits)"),
+    "deadline_without_order": N_("a deadline is given but the outcome is not an order to rectify on site"),
+    "patrol_conflict": N_("same shop and time as row {first} (one patrol) but another worker"),
 }
 
 

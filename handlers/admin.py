@@ -228,6 +228,7 @@ def stats_text(context: GridContext, f: stats.StreetFigures, scope_label: str) -
         _("Street target {target} (households-weighted over the grids' targets): {verdict}").format(
             target=percent(f.target), verdict=_("met") if f.coverage >= f.target - 1e-12 else _("not met")),
         _("Grids at their target: {met} of {n}; behind pace: {behind}").format(met=f.grids_target_met, n=len(f.grids), behind=f.grids_behind),
+        _("Residents on file: {n}").format(n=f.residents),
         "",
         _("🍽 <b>Food-safety patrols</b>"),
         _("Patrols: {n}; shops checked: {covered} of {registered} registered").format(
@@ -516,7 +517,7 @@ async def import_document(update: Update, context: GridContext) -> None:
     try:
         async with context.db.session() as session:
             result = await run_import(session, kind, headers, rows, context.settings.tz, context.settings.visit_target,
-                                      context.settings.issue_categories, progress)
+                                      context.settings.issue_categories, progress, context.settings.rectify_days_default)
             await audit.record(session, member.id, _actor(context), "import", kind=kind, file=name, rows=result.rows, created=result.created,
                                updated=result.updated, unchanged=result.unchanged)
     except ImportRefused as exc:

@@ -6,6 +6,7 @@ import functools
 import html
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from telegram import Update
 from telegram.error import BadRequest
@@ -114,3 +115,8 @@ async def edit_message(update: Update, text: str | None = None, reply_markup=Non
     except BadRequest as exc:
         if "not modified" not in str(exc).lower():
             raise
+
+
+def local_time(context: GridContext, at: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A moment in the office's time zone."""
+    return at.astimezone(context.settings.tz).strftime(fmt)

@@ -59,7 +59,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler
 from bot import clock
 from bot.context import GridContext
 from bot.i18n import N_, gettext_for, resolve_language
-from handlers.common import edit_message, esc, reply, requires
+from handlers.common import edit_message, esc, local_time, reply, requires
 from handlers.flow import (
     END,
     STALE,
@@ -137,10 +137,6 @@ RULE_MESSAGES = {
     "note_length": N_("A note can be at most {max} characters; yours has {n}. Please shorten it."),
     "shop_exists": N_("«{name}» at this address is already registered in that grid."),
 }
-
-
-def local_time(context: GridContext, at: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return at.astimezone(context.settings.tz).strftime(fmt)
 
 
 def shop_line(shop: ShopRow | dict) -> str:

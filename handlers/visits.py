@@ -34,7 +34,7 @@ from telegram.ext import CommandHandler
 from bot import clock
 from bot.context import GridContext
 from bot.i18n import N_
-from handlers.common import edit_message, esc, percent, reply, requires
+from handlers.common import edit_message, esc, local_time, percent, reply, requires
 from handlers.flow import (
     END,
     STALE,
@@ -55,6 +55,7 @@ from handlers.flow import (
 )
 from models import stats
 from models.errors import RuleError
+from models.residents import ResidentRow, household_residents
 from models.tables import Role
 from models.text import ascii_digits, clean_text, mask_id_numbers
 from models.users import grids_by_ids, scope_grid_ids
@@ -65,7 +66,9 @@ from models.visits import (
     MAX_PHOTOS,
     SITUATIONS,
     VisitDraft,
+    HouseholdRow,
     get_household,
+    last_visit_at,
     save_visit,
     search_households,
     validate_address,
@@ -146,13 +149,30 @@ async def household_button(update: Update, context: GridContext, draft: dict, ac
     if action == "pick" and arg.isdigit():
         async with context.db.session() as session:
             household = await get_household(session, int(arg), data["grid_ids"])
+            if household is not None:
+                people = await household_residents(session, household.id, mask=context.member.role != Role.ADMIN)
+                last = await last_visit_at(session, household.id)
         if household is None:
             context.notice = context._("That household is not in your grids (or no longer active).")
             return STAY
         data.update(household_id=household.id, address=household.address, grid_code=household.grid_code, new_household=None)
-        await edit_message(update, context._("🏠 Household: {address}").format(address=esc(household.address)))
+        await edit_message(update, household_card(context, household, people, last))
         return PEOPLE
     return STALE
+
+
+def household_card(context: GridContext, household: HouseholdRow, people: list[ResidentRow], last: datetime | None) -> str:
+    """The household as the worker meets it: address, tags, who lives there, the last visit."""
+    _ = context._
+    lines = [_("🏠 Household: {address}").format(address=esc(household.address))]
+    if household.tags:
+        lines.append("🏷 " + "、".join(esc(t) for t in household.tags))
+    if people:
+        names = "、".join(esc(p.name) + (f"（{esc(p.relation)}）" if p.relation else "") + ("·" + "、".join(esc(t) for t in p.tags) if p.tags else "")
+                         for p in people)
+        lines.append(_("👪 Residents ({n}): {names}").format(n=len(people), names=names))
+    lines.append(_("Last visit: {when}").format(when=local_time(context, last, "%Y-%m-%d")) if last else _("Not visited before."))
+    return "\n".join(lines)
 
 
 async def ask_new_address(update: Update, context: GridContext, draft: dict) -> None:

@@ -207,7 +207,8 @@ async def overdue_issues(session: AsyncSession, grid_ids: list[int], at: datetim
 from zoneinfo import ZoneInfo  # noqa: E402
 
 from models.issues import IssueEvent  # noqa: E402
-from models.patrols import Finding, Patrol  # noqa: E402
+from models import vocabulary  # noqa: E402
+from models.patrols import Finding, OrderStatus, Outcome, Patrol, Rectification  # noqa: E402
 from models.periods import Period  # noqa: E402
 from models.tables import Visit  # noqa: E402
 
@@ -252,12 +253,23 @@ async def patrol_rows(session: AsyncSession, grid_ids: list[int], period: Period
     for chunk in range(0, len(ids), 1000):
         for f in (await session.exec(select(Finding).where(col(Finding.patrol_id).in_(ids[chunk:chunk + 1000])).order_by(Finding.id))).all():
             findings.setdefault(f.patrol_id, []).append(f)
+    deadlines: dict[int, datetime] = {}
+    fids = [f.id for fs in findings.values() for f in fs if f.outcome == Outcome.RECTIFY]
+    for chunk in range(0, len(fids), 1000):
+        deadlines.update(dict((await session.exec(
+            select(Rectification.finding_id, Rectification.deadline)
+            .where(col(Rectification.finding_id).in_(fids[chunk:chunk + 1000]), Rectification.status != OrderStatus.VOID.value))).all()))
     out = []
     for p, shop, code, worker in rows:
         base = (p.id, _local(p.patrolled_at, tz), code, shop.name, shop.address, shop.category, name(shop.contact) or "", name(worker) or "",
                 len(p.items), sum(1 for i in p.items if not i.get("passed", True)))
         for f in findings.get(p.id) or [None]:
-            out.append(base + ((f.item, f.disposition, f.outcome or "", f.note or "") if f else ("", "", "", "")))
+            if f is None:
+                out.append(base + ("", "", "", "", ""))
+                continue
+            deadline = deadlines.get(f.id)
+            out.append(base + (f.item, vocabulary.zh(vocabulary.DISPOSITION, f.disposition), vocabulary.zh(vocabulary.OUTCOME, f.outcome),
+                               deadline.astimezone(tz).strftime("%Y-%m-%d") if deadline else "", f.note or ""))
     return out
 
 

@@ -4,8 +4,8 @@ Input is a table already read from CSV or XLSX (bot/importer.py): a header row a
 cells. `validate()` maps the headers (Chinese or English) to columns, checks every row and returns
 clean records or the full list of problems (row number, code, details); `write()` upserts the
 records in the caller's transaction with bulk statements. Importing the same file twice changes
-nothing: registries are upserted by their natural key (grid code; grid + address; grid + shop name
-+ address; Telegram id), ledgers are keyed by a hash of their natural key (household + time +
+nothing: registries are upserted by their natural key (grid code; grid + address; household + name
+for residents; grid + shop name + address; Telegram id), ledgers are keyed by a hash of their natural key (household + time +
 worker for visits, shop + time for patrols, the issue number for issues) and an existing record
 is left as it is.
 
@@ -23,26 +23,41 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import clock
 from models import vocabulary
 from models.checklist import DEFAULT_CHECKLIST, SHOP_CATEGORIES
 from models.issues import CLOSED, REJECTED, REPORTED, RESOLVED, Issue, IssueEvent, due_at_for
-from models.patrols import Disposition, Finding, Outcome, Patrol, Shop
-from models.tables import Grid, Household, Role, User, UserGrid, Visit
+from models.patrols import (
+    MAX_FINDING_NOTE,
+    RECTIFY_DAYS_DEFAULT,
+    Disposition,
+    Finding,
+    FindingEvent,
+    Outcome,
+    Patrol,
+    Rectification,
+    Shop,
+    local_day_start,
+    replay_reinspections,
+)
+from models.residents import RESIDENT_TAGS, masked_id_number
+from models.tables import Grid, Household, Resident, Role, User, UserGrid, Visit
 from models.text import ascii_digits, mask_id_numbers, one_line
 from models.users import GRID_CODE_RE, ROLE_ALIASES
 from models.visits import HOUSEHOLD_TAGS, MAX_PEOPLE_MET, SITUATIONS
 
-REGISTRIES = ("grids", "households", "shops", "workers")
+REGISTRIES = ("grids", "households", "residents", "shops", "workers")
 LEDGERS = ("visits", "patrols", "issues")
 KINDS = REGISTRIES + LEDGERS
 BATCH = 2000
+IMPORT_REMIND_WINDOW = timedelta(days=7)
 
 Progress = Callable[[int, int], Awaitable[None]]
 
@@ -66,6 +81,16 @@ COLUMNS: dict[str, tuple[Col, ...]] = {
         Col("address", ("address", "地址", "门牌", "住址")),
         Col("head_name", ("head", "headname", "name", "户主", "户主姓名", "姓名"), False),
         Col("head_phone", ("phone", "headphone", "电话", "联系电话"), False),
+        Col("tags", ("tags", "tag", "标签", "关爱标签", "类别"), False),
+        Col("active", ("active", "在册", "状态"), False),
+    ),
+    "residents": (
+        Col("grid", ("grid", "gridcode", "网格", "网格编码")),
+        Col("address", ("address", "地址", "门牌", "住址")),
+        Col("name", ("name", "姓名", "居民姓名")),
+        Col("relation", ("relation", "relationship", "与户主关系", "关系"), False),
+        Col("phone", ("phone", "电话", "联系电话", "手机"), False),
+        Col("id_number", ("idnumber", "id", "身份证号", "身份证号码", "证件号码"), False),
         Col("tags", ("tags", "tag", "标签", "关爱标签", "类别"), False),
         Col("active", ("active", "在册", "状态"), False),
     ),
@@ -100,9 +125,15 @@ COLUMNS: dict[str, tuple[Col, ...]] = {
         Col("shop", ("shop", "shopname", "name", "店名", "店铺名称")),
         Col("address", ("address", "地址"), False),
         Col("worker", ("worker", "网格员", "巡查人")),
+        # Wide layout: one row per patrol, its items in two lists (one outcome for the row's escalated items) ...
         Col("corrected", ("corrected", "correcteditems", "现场指正", "现场指正项"), False),
         Col("escalated", ("escalated", "escalateditems", "上报", "上报项"), False),
+        # ... or long, as the export writes it: one row per finding; rows of one shop and time are one patrol.
+        Col("item", ("item", "finding", "问题项", "问题"), False),
+        Col("disposition", ("disposition", "处置", "处置方式"), False),
         Col("outcome", ("outcome", "处理结果", "结果"), False),
+        Col("deadline", ("deadline", "整改期限", "期限"), False),
+        Col("note", ("note", "notes", "说明", "备注"), False),
     ),
     "issues": (
         Col("number", ("number", "no", "id", "编号", "问题编号")),
@@ -152,11 +183,22 @@ def _norm_header(text: str) -> str:
     return re.sub(r"[\s_\-（）()]+", "", str(text or "")).lower()
 
 
+def _header_key(lookup: dict[str, str], header: str) -> str | None:
+    """The column a header names: the whole header, else its Chinese or its English half
+    (the exports write both: "巡查时间 Patrolled at")."""
+    words = str(header or "").split()
+    for candidate in (header, words[0] if words else "", "".join(words[1:])):
+        key = lookup.get(_norm_header(candidate))
+        if key is not None:
+            return key
+    return None
+
+
 def map_headers(kind: str, headers: list[str]) -> tuple[dict[str, int], list[Problem]]:
     index: dict[str, int] = {}
     lookup = {_norm_header(n): c.key for c in COLUMNS[kind] for n in c.names}
     for i, h in enumerate(headers):
-        key = lookup.get(_norm_header(h))
+        key = _header_key(lookup, h)
         if key is not None and key not in index:
             index[key] = i
     problems = [Problem(1, "missing_column", {"column": c.names[0], "zh": next((n for n in c.names if not n.isascii()), "")})
@@ -262,7 +304,7 @@ class Lookups:
 
 async def _lookups(session: AsyncSession, kind: str) -> Lookups:
     lk = Lookups(dict((await session.exec(select(Grid.code, Grid.id))).all()))
-    if kind == "visits":
+    if kind in ("visits", "residents"):
         lk.households = {(g, a): i for i, g, a in (await session.exec(select(Household.id, Household.grid_id, Household.address))).all()}
     if kind == "patrols":
         for i, g, n, a, c in (await session.exec(select(Shop.id, Shop.grid_id, Shop.name, Shop.address, Shop.category))).all():
@@ -312,7 +354,62 @@ def _worker_of_grid(lk: Lookups, text: str, gid: int, code: str) -> int:
 # -- validation ----------------------------------------------------------------------------------
 
 
-def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo, default_target: float, categories: dict[str, float]) -> tuple[tuple, dict]:
+def _row_findings(cell: Callable[[str], str], at: datetime, tz: ZoneInfo, rectify_days: int) -> list[dict]:
+    """The findings a patrol row holds: its 问题项 with its 处置, and the items of its two lists.
+
+    处理结果 (and 整改期限, for 要求现场整改) apply to the row's escalated items; an order without a
+    deadline gets the default one (RECTIFY_DAYS_DEFAULT days after the patrol), as in the chat.
+    说明 is the note of each of the row's findings. An item may appear twice in a patrol: two
+    findings (two bad habits of the same kind).
+    """
+    found: list[tuple[str, str]] = []
+    item = one_line(cell("item"))
+    if item:
+        disposition = vocabulary.parse(vocabulary.DISPOSITION, cell("disposition"))
+        if disposition is None:
+            raise _Bad("bad_value", value=cell("disposition")) if one_line(cell("disposition")) else _Bad("missing_value", column="disposition")
+        found.append((item, disposition))
+    elif one_line(cell("disposition")):
+        raise _Bad("missing_value", column="item")
+    for column, disposition in (("corrected", Disposition.CORRECTED.value), ("escalated", Disposition.ESCALATED.value)):
+        found += [(n, disposition) for n in _list(cell(column))]
+    for n, _d in found:
+        if len(n) > 60:
+            column = "item" if n == item else next(c for c in ("corrected", "escalated") if n in _list(cell(c)))
+            raise _Bad("bad_length", column=column, min=1, max=60)
+    code = vocabulary.parse(vocabulary.OUTCOME, cell("outcome"))
+    if code is None:
+        raise _Bad("bad_value", value=cell("outcome"))
+    escalated = any(d == Disposition.ESCALATED for _n, d in found)
+    if code != Outcome.PENDING and not escalated:
+        raise _Bad("outcome_without_escalation")
+    deadline = _when(cell("deadline"), tz) if one_line(cell("deadline")) else None
+    if deadline is not None and code != Outcome.RECTIFY:
+        raise _Bad("deadline_without_order")
+    if code == Outcome.RECTIFY:
+        deadline = deadline or at + timedelta(days=rectify_days)
+        if deadline < local_day_start(at, tz):
+            raise _Bad("bad_date", value=cell("deadline"))
+    note = _opt(cell("note"), MAX_FINDING_NOTE, "note")
+    return [{"item": n, "disposition": d, "note": note, "outcome": code if d == Disposition.ESCALATED else None,
+             "deadline": deadline if d == Disposition.ESCALATED and code == Outcome.RECTIFY else None} for n, d in found]
+
+
+def _patrol_checklist(category: str, findings: list[dict]) -> list[dict]:
+    """The checklist snapshot of an imported patrol: the category's items, failed where a finding names
+    them, and any other item found."""
+    failed = {f["item"] for f in findings}
+    checklist = [{"name": i.name, "weight": i.weight, "key": i.key, "passed": i.name not in failed} for i in DEFAULT_CHECKLIST.get(category, ())]
+    known = {i["name"] for i in checklist}
+    for f in findings:
+        if f["item"] not in known:
+            checklist.append({"name": f["item"], "weight": 1.0, "key": False, "passed": False})
+            known.add(f["item"])
+    return checklist
+
+
+def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo, default_target: float, categories: dict[str, float],
+                rectify_days: int) -> tuple[tuple, dict]:
     """(natural key, clean values) of one row, or _Bad."""
     if kind == "grids":
         code = one_line(cell("code"))
@@ -330,6 +427,24 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
             raise _Bad("bad_value", value=bad[0])
         return (gid, address), {"grid_id": gid, "address": address, "head_name": _opt(cell("head_name"), 64, "head_name"),
                                 "head_phone": _opt(cell("head_phone"), 32, "head_phone"), "tags": tags, "active": _bool(cell("active"), True)}
+    if kind == "residents":
+        gid = _grid(lk, cell("grid"))
+        address = _text(cell("address"), 2, 200, "address")
+        hid = lk.households.get((gid, address))
+        if hid is None:
+            raise _Bad("unknown_household", address=address)
+        name = _text(cell("name"), 1, 64, "name")
+        id_number = None
+        if one_line(cell("id_number")):
+            id_number = masked_id_number(cell("id_number"))
+            if id_number is None:
+                raise _Bad("bad_id_number")
+        tags = _list(cell("tags"))
+        bad = [t for t in tags if t not in RESIDENT_TAGS]
+        if bad:
+            raise _Bad("bad_value", value=bad[0])
+        return (hid, name), {"household_id": hid, "name": name, "relation": _opt(cell("relation"), 16, "relation"),
+                             "phone": _opt(cell("phone"), 32, "phone"), "id_number": id_number, "tags": tags, "active": _bool(cell("active"), True)}
     if kind == "shops":
         gid = _grid(lk, cell("grid"))
         name, address = _text(cell("name"), 1, 100, "name"), _text(cell("address"), 2, 200, "address")
@@ -377,26 +492,11 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
         if len(candidates) != 1:
             raise _Bad("unknown_shop" if not candidates else "ambiguous_shop", shop=name)
         shop_id, _addr, category = candidates[0]
-        corrected, escalated = _list(cell("corrected")), _list(cell("escalated"))
-        if set(corrected) & set(escalated) or len(set(corrected)) != len(corrected) or len(set(escalated)) != len(escalated):
-            raise _Bad("bad_value", value="; ".join(corrected + escalated))
-        for column, items in (("corrected", corrected), ("escalated", escalated)):
-            if any(len(i) > 60 for i in items):
-                raise _Bad("bad_length", column=column, min=1, max=60)
-        code = vocabulary.parse(vocabulary.OUTCOME, cell("outcome"))
-        outcome = Outcome(code) if code else None
-        if outcome is None:
-            raise _Bad("bad_value", value=cell("outcome"))
-        if outcome != Outcome.PENDING and not escalated:
-            raise _Bad("outcome_without_escalation")
+        findings = _row_findings(cell, at, tz, rectify_days)
         worker = _worker_of_grid(lk, cell("worker"), gid, one_line(cell("grid")))
-        failed = set(corrected) | set(escalated)
-        checklist = [{"name": i.name, "weight": i.weight, "key": i.key, "passed": i.name not in failed} for i in DEFAULT_CHECKLIST.get(category, ())]
-        known = {i["name"] for i in checklist}
-        checklist += [{"name": n, "weight": 1.0, "key": False, "passed": False} for n in corrected + escalated if n not in known]
         key = (shop_id, at.isoformat())
-        return key, {"draft_id": draft_key("patrol", *key), "shop_id": shop_id, "worker_id": worker, "patrolled_at": at, "items": checklist,
-                     "photos": [], "_corrected": corrected, "_escalated": escalated, "_outcome": outcome.value}
+        return key, {"draft_id": draft_key("patrol", *key), "shop_id": shop_id, "worker_id": worker, "patrolled_at": at, "items": [],
+                     "photos": [], "_category": category, "_findings": findings}
     if kind == "issues":
         number = one_line(cell("number")).upper()
         if not 1 <= len(number) <= 12:
@@ -437,7 +537,7 @@ def _as_headed(kind: str, details: dict, index: dict[str, int], headers: list[st
 
 
 async def validate(session: AsyncSession, kind: str, headers: list[str], rows: list[list[str]], tz: ZoneInfo, default_target: float,
-                   categories: dict[str, float], progress: Progress | None = None) -> list[dict]:
+                   categories: dict[str, float], progress: Progress | None = None, rectify_days: int = RECTIFY_DAYS_DEFAULT) -> list[dict]:
     """Clean records of every row, or ImportRefused with every problem found (nothing is written)."""
     if kind not in KINDS:
         raise ValueError(kind)
@@ -446,6 +546,7 @@ async def validate(session: AsyncSession, kind: str, headers: list[str], rows: l
         raise ImportRefused(problems)
     lk = await _lookups(session, kind)
     seen: dict[tuple, int] = {}
+    patrol_at: dict[tuple, int] = {}  # patrol key -> index in records
     records: list[dict] = []
     for n, raw in enumerate(rows):
         line = n + 2
@@ -457,20 +558,32 @@ async def validate(session: AsyncSession, kind: str, headers: list[str], rows: l
         if not any(str(c or "").strip() for c in raw):
             continue  # blank line
         try:
-            key, record = _row_record(kind, cell, lk, tz, default_target, categories)
+            key, record = _row_record(kind, cell, lk, tz, default_target, categories, rectify_days)
         except _Bad as bad:
             problems.append(Problem(line, bad.code, _as_headed(kind, bad.details, index, headers)))
+            continue
+        if kind == "patrols" and key in seen:
+            # Another finding of the same patrol (the long layout): one shop at one time is one patrol.
+            first = records[patrol_at[key]]
+            if first["worker_id"] != record["worker_id"]:
+                problems.append(Problem(line, "patrol_conflict", {"first": seen[key]}))
+            else:
+                first["_findings"] += record["_findings"]
             continue
         if key in seen:
             problems.append(Problem(line, "duplicate_key", {"first": seen[key]}))
             continue
         seen[key] = line
         record["_row"] = line
+        patrol_at[key] = len(records)
         records.append(record)
         if progress is not None and n % BATCH == 0:
             await progress(n, len(rows) * 2)
     if problems:
         raise ImportRefused(problems)
+    if kind == "patrols":
+        for r in records:
+            r["items"] = _patrol_checklist(r["_category"], r["_findings"])
     return records
 
 
@@ -517,24 +630,24 @@ async def write(session: AsyncSession, kind: str, records: list[dict], progress:
             if (g.name, g.community, g.target_coverage) != (values["name"], values["community"], values["target_coverage"]):
                 changed.append({"_id": g.id, **values})
         await _finish(session, Grid.__table__, new, changed, result, progress, total)
-    elif kind in ("households", "shops"):
-        model = Household if kind == "households" else Shop
-        keyf = (lambda o: (o.grid_id, o.address)) if kind == "households" else (lambda o: (o.grid_id, o.name, o.address))
-        fields = [k for k in _public(records[0]) if k not in ("grid_id", "address", "name")] if records else []
+    elif kind in ("households", "residents", "shops"):
+        model, natural = {"households": (Household, ("grid_id", "address")), "residents": (Resident, ("household_id", "name")),
+                          "shops": (Shop, ("grid_id", "name", "address"))}[kind]
+        fields = [k for k in _public(records[0]) if k not in natural] if records else []
         existing = {}
         for o in (await session.exec(select(model))).all():
-            existing[keyf(o)] = (o.id, {f: getattr(o, f) for f in fields})
+            existing[tuple(getattr(o, k) for k in natural)] = (o.id, {f: getattr(o, f) for f in fields})
         new, changed = [], []
         for r in records:
-            key = (r["grid_id"], r["address"]) if kind == "households" else (r["grid_id"], r["name"], r["address"])
+            key = tuple(r[k] for k in natural)
             found = existing.get(key)
             if found is None:
                 new.append(_public(r))
                 continue
             values = {f: r[f] for f in fields}
-            if kind == "households" and not r.get("tags") and found[1].get("tags"):
+            if kind in ("households", "residents") and not r.get("tags") and found[1].get("tags"):
                 values["tags"] = found[1]["tags"]
-            for f in ("head_name", "head_phone", "licence_no", "contact"):
+            for f in ("head_name", "head_phone", "licence_no", "contact", "relation", "phone", "id_number"):
                 if f in values and values[f] is None:
                     values[f] = found[1].get(f)  # an empty cell keeps what is known
             if values != found[1]:
@@ -606,13 +719,7 @@ async def _children(session: AsyncSession, kind: str, fresh: list[dict]) -> None
         ids.update(dict((await session.exec(select(model.draft_id, model.id).where(col(model.draft_id).in_(keys[i:i + BATCH])))).all()))
     rows: list[dict] = []
     if kind == "patrols":
-        for r in fresh:
-            pid = ids[r["draft_id"]]
-            rows += [{"patrol_id": pid, "item": n, "weight": 1.0, "key": False, "disposition": Disposition.CORRECTED.value, "note": None,
-                      "outcome": None, "outcome_by": None, "outcome_at": None} for n in r["_corrected"]]
-            rows += [{"patrol_id": pid, "item": n, "weight": 1.0, "key": False, "disposition": Disposition.ESCALATED.value, "note": None,
-                      "outcome": r["_outcome"], "outcome_by": None, "outcome_at": None} for n in r["_escalated"]]
-        await _bulk_insert(session, Finding.__table__, rows, None, 0, 0)
+        await _patrol_children(session, fresh, ids)
         return
     for r in fresh:
         iid, who, at, done = ids[r["draft_id"]], r["reporter_id"], r["reported_at"], r["_resolved_at"]
@@ -627,9 +734,42 @@ async def _children(session: AsyncSession, kind: str, fresh: list[dict]) -> None
     await _bulk_insert(session, IssueEvent.__table__, rows, None, 0, 0)
 
 
+async def _patrol_children(session: AsyncSession, fresh: list[dict], ids: dict[str, int]) -> None:
+    """Findings of imported patrols, each outcome as a FindingEvent at the patrol's time, an order
+    for each 要求现场整改, then the re-inspections the imported patrols make, in the order they
+    happened (a later patrol of the shop with every escalated item passing closes the order)."""
+    rows = [{"patrol_id": ids[r["draft_id"]], "item": f["item"], "weight": 1.0, "key": False, "disposition": f["disposition"], "note": f["note"],
+             "outcome": f["outcome"], "outcome_by": None, "outcome_at": r["patrolled_at"] if f["outcome"] not in (None, Outcome.PENDING) else None}
+            for r in fresh for f in r["_findings"]]
+    await _bulk_insert(session, Finding.__table__, rows, None, 0, 0)
+    patrol_ids = sorted(ids[r["draft_id"]] for r in fresh)
+    finding_ids: dict[int, list[int]] = {}
+    for i in range(0, len(patrol_ids), BATCH):
+        found = await session.exec(select(Finding.patrol_id, Finding.id).where(col(Finding.patrol_id).in_(patrol_ids[i:i + BATCH])).order_by(Finding.id))
+        for pid, fid in found.all():
+            finding_ids.setdefault(pid, []).append(fid)
+    events, orders = [], []
+    now = clock.now()
+    for r in fresh:
+        for fid, f in zip(finding_ids.get(ids[r["draft_id"]], []), r["_findings"], strict=True):
+            if f["outcome"] in (None, Outcome.PENDING):
+                continue
+            at = r["patrolled_at"]
+            events.append({"finding_id": fid, "kind": "outcome", "actor_id": None, "at": at, "from_outcome": Outcome.PENDING.value,
+                           "to_outcome": f["outcome"], "deadline": f["deadline"], "patrol_id": None, "passed": None})
+            if f["outcome"] == Outcome.RECTIFY:
+                # History does not nag: an order past its deadline by more than a week counts as reminded.
+                stale = f["deadline"] < now - IMPORT_REMIND_WINDOW
+                orders.append({"finding_id": fid, "shop_id": r["shop_id"], "ordered_by": None, "ordered_at": at, "deadline": f["deadline"],
+                               "status": "open", "reinspection_patrol_id": None, "closed_at": None, "reminded_at": now if stale else None})
+    await _bulk_insert(session, FindingEvent.__table__, events, None, 0, 0)
+    await _bulk_insert(session, Rectification.__table__, orders, None, 0, 0)
+    await replay_reinspections(session, set(patrol_ids))
+
+
 async def run_import(session: AsyncSession, kind: str, headers: list[str], rows: list[list[str]], tz: ZoneInfo, default_target: float,
-                     categories: dict[str, float], progress: Progress | None = None) -> ImportResult:
+                     categories: dict[str, float], progress: Progress | None = None, rectify_days: int = RECTIFY_DAYS_DEFAULT) -> ImportResult:
     """Validate then write, all in the caller's transaction (ImportRefused: nothing written)."""
-    records = await validate(session, kind, headers, rows, tz, default_target, categories, progress)
+    records = await validate(session, kind, headers, rows, tz, default_target, categories, progress, rectify_days)
     return await write(session, kind, records, progress)
 

@@ -32,6 +32,7 @@ CONTACT_LEN = 64
 MAX_FINDING_NOTE = 500
 MAX_PHOTOS = 10
 RECTIFY_DAYS = (1, 60)
+RECTIFY_DAYS_DEFAULT = 3  # the settings' default (RECTIFY_DAYS_DEFAULT); imports use the configured one
 
 
 class Disposition(StrEnum):
@@ -454,6 +455,57 @@ async def _reinspect(session: AsyncSession, shop_id: int, patrol: Patrol) -> lis
         results.append(ReinspectionResult(order.id, finding.id, finding.item, not failing, failing))
     await session.flush()
     return results
+
+
+async def replay_reinspections(session: AsyncSession, patrol_ids: set[int]) -> int:
+    """Re-inspect the open orders of the shops of `patrol_ids` (just imported) with their later
+    patrols, in the order they happened, as the chat would have: each later patrol is a
+    re-inspection event at its own time; the first one with every escalated item of the order's
+    patrol passing closes the order then. Only pairs where the order or the patrol is new are
+    replayed, so a second import repeats nothing. Returns the number of orders closed."""
+    if not patrol_ids:
+        return 0
+    ids = sorted(patrol_ids)
+    shop_ids: set[int] = set()
+    for i in range(0, len(ids), 1000):
+        shop_ids |= set((await session.exec(select(Patrol.shop_id).where(col(Patrol.id).in_(ids[i:i + 1000])))).all())
+    closed = 0
+    shops = sorted(shop_ids)
+    for i in range(0, len(shops), 500):
+        chunk = shops[i:i + 500]
+        orders = (await session.exec(
+            select(Rectification, Finding.patrol_id, Patrol.patrolled_at)
+            .join(Finding, col(Finding.id) == Rectification.finding_id).join(Patrol, col(Patrol.id) == Finding.patrol_id)
+            .where(col(Rectification.shop_id).in_(chunk), Rectification.status == OrderStatus.OPEN.value, col(Patrol.voided_at).is_(None))
+            .order_by(Patrol.patrolled_at, Rectification.id)
+        )).all()
+        if not orders:
+            continue
+        visits: dict[int, list[Patrol]] = {}
+        for p in (await session.exec(select(Patrol).where(col(Patrol.shop_id).in_(chunk), col(Patrol.voided_at).is_(None))
+                                     .order_by(Patrol.patrolled_at, Patrol.id))).all():
+            visits.setdefault(p.shop_id, []).append(p)
+        escalated: dict[int, list[str]] = {}
+        order_patrols = sorted({pid for _o, pid, _at in orders})
+        for pid, item in (await session.exec(select(Finding.patrol_id, Finding.item).where(
+                col(Finding.patrol_id).in_(order_patrols), Finding.disposition == Disposition.ESCALATED.value))).all():
+            escalated.setdefault(pid, []).append(item)
+        for order, order_patrol, ordered_at in orders:
+            for p in visits.get(order.shop_id, []):
+                if p.patrolled_at <= ordered_at or (order_patrol not in patrol_ids and p.id not in patrol_ids):
+                    continue
+                passing = {i["name"] for i in p.items if i["passed"]}
+                ok = all(item in passing for item in escalated.get(order_patrol, []))
+                order.reinspection_patrol_id = p.id
+                session.add(FindingEvent(finding_id=order.finding_id, kind="reinspection", actor_id=p.worker_id, at=p.patrolled_at,
+                                         patrol_id=p.id, passed=ok))
+                if ok:
+                    order.status, order.closed_at = OrderStatus.CLOSED.value, p.patrolled_at
+                    closed += 1
+                    break
+            session.add(order)
+    await session.flush()
+    return closed
 
 
 # -- escalations and outcomes ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import periods
 from models.periods import Period
-from models.tables import Grid, Household, Visit
+from models.tables import Grid, Household, Resident, Visit
 
 # Voided records (models/corrections.py) stay in the database and are left out of every figure.
 NOT_VOIDED_VISIT = col(Visit.voided_at).is_(None)
@@ -35,6 +35,7 @@ class GridCoverage:
     visits: int
     target: float  # half-year target, a fraction
     elapsed: float  # elapsed fraction of the period
+    residents: int = 0  # active people of the active households in the resident register (now: the register has no history)
 
     @property
     def coverage(self) -> float:
@@ -111,20 +112,29 @@ async def grid_coverage(session: AsyncSession, grid_ids: list[int], period: Peri
         .group_by(Household.grid_id)
         .subquery()
     )
+    residents = (
+        select(Household.grid_id, func.count().label("n"))
+        .select_from(Resident).join(Household, col(Household.id) == Resident.household_id)
+        .where(col(Household.grid_id).in_(grid_ids), col(Household.active).is_(True), col(Resident.active).is_(True))
+        .group_by(Household.grid_id)
+        .subquery()
+    )
     rows = await session.exec(
         select(
             Grid.id, Grid.code, Grid.name, Grid.target_coverage,
             func.coalesce(households.c.n, 0), func.coalesce(visited.c.visited, 0), func.coalesce(visited.c.visits, 0),
+            func.coalesce(residents.c.n, 0),
         )
         .outerjoin(households, households.c.grid_id == Grid.id)
         .outerjoin(visited, visited.c.grid_id == Grid.id)
+        .outerjoin(residents, residents.c.grid_id == Grid.id)
         .where(col(Grid.id).in_(grid_ids))
         .order_by(Grid.code)
     )
     elapsed = period.elapsed_fraction(at)
     return [
-        GridCoverage(gid, code, name, int(n), int(v), int(vs), float(target), elapsed)
-        for gid, code, name, target, n, v, vs in rows.all()
+        GridCoverage(gid, code, name, int(n), int(v), int(vs), float(target), elapsed, int(r))
+        for gid, code, name, target, n, v, vs, r in rows.all()
     ]
 
 
@@ -470,6 +480,10 @@ class StreetFigures:
     @property
     def visits(self) -> int:
         return self._sum("coverage", "visits")
+
+    @property
+    def residents(self) -> int:
+        return self._sum("coverage", "residents")
 
     @property
     def coverage(self) -> float:

@@ -94,6 +94,7 @@ class SummaryNumbers:
     fined: int
     suspended: int
     target: float  # the street's target coverage: households-weighted mean of the grids' targets
+    residents: int = 0  # people on file in the resident register (said only when there are any)
 
     @property
     def collected(self) -> int:
@@ -135,7 +136,7 @@ def numbers_from(figures: stats.StreetFigures, tz: ZoneInfo) -> SummaryNumbers:
         figures.period, figures.at, tz, i.reported, i.resolved, i.rejected, figures.visits, figures.households_visited, figures.households,
         len(figures.grids), figures.grids_target_met, figures.patrol("shops_covered"), figures.patrol("shops_registered"),
         figures.patrol("patrols"), figures.patrol("corrections"), figures.patrol("escalations"), figures.patrol("rectify_on_site"),
-        figures.patrol("fined"), figures.patrol("suspended"), figures.target,
+        figures.patrol("fined"), figures.patrol("suspended"), figures.target, figures.residents,
     )
 
 
@@ -145,6 +146,7 @@ def paragraph_zh(n: SummaryNumbers) -> str:
     return (
         f"{period_zh(n.period)}，网格化工作共收集问题{n.collected}个{rate}；"
         f"开展入户走访{n.visits}户次，走访{n.households_visited}户，入户率{n.coverage}{target}；"
+        + (f"居民信息库在册居民{n.residents}人；" if n.residents else "") +
         f"检查食品经营店铺{n.shops_covered}家，上门巡查服务{n.patrols}次，现场指正不良习惯{n.corrections}次，"
         f"发现并向街道、市监所反映不良行为{n.escalations}起，其中要求现场整改{n.rectify_on_site}家、"
         f"处罚{n.fined}家、停业整改{n.suspended}家。"
@@ -165,6 +167,7 @@ def paragraph_en(n: SummaryNumbers) -> str:
         f"In {when}, grid management collected {_en(n.collected, 'problem', 'problems')}{rate}. "
         f"Grid workers made {_en(n.visits, 'home visit', 'home visits')} to {_en(n.households_visited, 'household', 'households')}, "
         f"a visit coverage of {n.coverage}{target}. "
+        + (f"The resident register holds {_en(n.residents, 'resident', 'residents')}. " if n.residents else "") +
         f"{_en(n.shops_covered, 'food shop was', 'food shops were')} checked in {_en(n.patrols, 'patrol visit', 'patrol visits')}; "
         f"{_en(n.corrections, 'bad habit was', 'bad habits were')} corrected on the spot and "
         f"{_en(n.escalations, 'bad behaviour was', 'bad behaviours were')} reported to the street office or the market regulator, "

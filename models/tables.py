@@ -85,6 +85,24 @@ class Household(SQLModel, table=True):
     created_at: datetime = created_field()
 
 
+class Resident(SQLModel, table=True):
+    """A person of a household in the resident register (居民信息库): who they are to the household,
+    how to reach them and the care they need. The ID number is stored masked (110101********123X),
+    never whole; the register follows the household heads' privacy rules (models/residents.py)."""
+
+    __table_args__ = (UniqueConstraint("household_id", "name", name="uq_resident_household_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    household_id: int = Field(foreign_key="household.id", ondelete="CASCADE")
+    name: str = Field(max_length=64)
+    relation: str | None = Field(default=None, max_length=16, description="与户主关系: 户主 / 配偶 / 子女 / …")
+    phone: str | None = Field(default=None, max_length=32)
+    id_number: str | None = Field(default=None, max_length=18, description="masked: the first 6 and last 4 characters")
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False), description="care tags of this person: 独居老人, …")
+    active: bool = Field(default=True, description="在册; False once moved out or deceased")
+    created_at: datetime = created_field()
+
+
 class Visit(SQLModel, table=True):
     __table_args__ = (
         Index("ix_visit_visited_at", "visited_at"),

@@ -95,6 +95,13 @@ async def get_household(session: AsyncSession, household_id: int, grid_ids: list
     return HouseholdRow(h.id, h.grid_id, code, h.address, tuple(h.tags))
 
 
+async def last_visit_at(session: AsyncSession, household_id: int) -> datetime | None:
+    """When the household was last visited (a voided visit does not count)."""
+    return (await session.exec(
+        select(func.max(Visit.visited_at)).where(Visit.household_id == household_id, col(Visit.voided_at).is_(None))
+    )).one()
+
+
 async def _household_for(session: AsyncSession, draft: VisitDraft) -> int:
     if draft.household_id is not None:
         return draft.household_id

@@ -64,6 +64,14 @@ def generate(folder: Path, seed: int = 2021, full: bool = FULL) -> Street:
     files["households"] = _write(folder / "households.csv", ["网格", "地址", "户主", "电话", "标签"],
                                  [[g, a, f"户主{k}", f"138{k:08d}", "独居老人" if k % 50 == 0 else ""] for k, (g, a) in enumerate(households)],
                                  encoding="gbk")
+    # The resident register: about one person a household, some of them moved out (在册 否), who are
+    # not counted.
+    resident_rows = []
+    for k, (g, a) in enumerate(households):
+        for j in range((0, 1, 1, 2)[k % 4] if k % 25 else 0):
+            resident_rows.append([g, a, f"居民{k}-{j}", "户主" if j == 0 else "配偶", "" if k % 7 else f"11010119{50 + k % 40}0101{k % 1000:03d}X",
+                                  "独居老人" if k % 97 == 0 else "", "否" if k % 53 == 0 and j == 1 else "是"])
+    files["residents"] = _write(folder / "residents.csv", ["网格", "地址", "姓名", "与户主关系", "身份证号", "关爱标签", "在册"], resident_rows)
     shops = [(grids[i % n_grids], f"店铺{i:03d}", f"商业街{i}号", "餐饮服务" if i % 3 else "食品销售") for i in range(n_shops)]
     files["shops"] = _write(folder / "shops.csv", ["grid", "name", "address", "category", "licence", "contact"],
                             [[g, n, a, c, f"JY{i:08d}", f"店主{i}"] for i, (g, n, a, c) in enumerate(shops)])
@@ -83,20 +91,32 @@ def generate(folder: Path, seed: int = 2021, full: bool = FULL) -> Street:
         visit_rows.append([at, g, a, tid, rng.randrange(0, 5), rng.choice(["正常", "正常", "需帮扶", "安全隐患"]), ""])
     files["visits"] = _write(folder / "visits.csv", ["走访时间", "网格", "地址", "网格员", "见面人数", "情况", "备注"], visit_rows)
 
-    patrol_rows, seen_patrols = [], set()
-    while len(patrol_rows) < n_patrols:
+    # Patrols in the export's long layout: one row per finding (a patrol without findings: one row
+    # with the finding cells empty). Each escalated item has its own outcome, and some patrols find
+    # the same item twice (two findings) with different outcomes.
+    patrol_rows, findings, seen_patrols, n_patrols_written, repeats = [], [], set(), 0, 0
+    while n_patrols_written < n_patrols:
         g, name, address, category = rng.choice(shops)
         at = _stamp(rng)
         if (name, at) in seen_patrols:
             continue
         seen_patrols.add((name, at))
+        n_patrols_written += 1
         items = [i.name for i in DEFAULT_CHECKLIST[category]]
-        failed = rng.sample(items, rng.choice([0, 0, 1, 1, 2, 3]))
-        corrected = [i for i in failed if rng.random() < 0.7]
-        escalated = [i for i in failed if i not in corrected]
-        outcome = rng.choice(OUTCOMES) if escalated else ""
-        patrol_rows.append([at, g, name, address, rng.choice(by_grid[g])[1], "、".join(corrected), "、".join(escalated), outcome])
-    files["patrols"] = _write(folder / "patrols.csv", ["巡查时间", "网格", "店名", "地址", "网格员", "现场指正", "上报", "处理结果"], patrol_rows)
+        failed = [(i, "现场指正" if rng.random() < 0.7 else "上报") for i in rng.sample(items, rng.choice([0, 0, 1, 1, 2, 3]))]
+        outcomes = [rng.choice(OUTCOMES) if d == "上报" else "" for _i, d in failed]
+        if failed and n_patrols_written % 40 == 0:
+            # The same item twice: two findings, escalated with different outcomes.
+            failed = [(failed[0][0], "上报"), *failed[1:], (failed[0][0], "上报")]
+            outcomes = ["处罚", *outcomes[1:], "要求现场整改"]
+            repeats += 1
+        worker = rng.choice(by_grid[g])[1]
+        if not failed:
+            patrol_rows.append([at, g, name, address, worker, "", "", "", ""])
+        for (item, disposition), outcome in zip(failed, outcomes, strict=True):
+            patrol_rows.append([at, g, name, address, worker, item, disposition, outcome, ""])
+            findings.append((at, g, name, disposition, outcome))
+    files["patrols"] = _write(folder / "patrols.csv", ["巡查时间", "网格", "店名", "地址", "网格员", "问题项", "处置", "处理结果", "整改期限"], patrol_rows)
 
     issue_rows = []
     for k in range(n_issues):
@@ -114,15 +134,17 @@ def generate(folder: Path, seed: int = 2021, full: bool = FULL) -> Street:
     visits_h1 = [r for r in visit_rows if _in_h1(r[0])]
     visited = {(r[1], r[2]) for r in visits_h1}
     visited_per_grid = {g: sum(1 for vg, _ in visited if vg == g) for g in grids}
-    patrols_h1 = [r for r in patrol_rows if _in_h1(r[0])]
-    outcome_shops = {k: {(r[1], r[2]) for r in patrols_h1 if r[6] and OUTCOME_KEY[r[7]] == k} for k in ("rectify_on_site", "fined", "suspended")}
+    patrols_h1 = {(r[0], r[1], r[2]) for r in patrol_rows if _in_h1(r[0])}
+    findings_h1 = [f for f in findings if _in_h1(f[0])]
+    outcome_shops = {k: {(f[1], f[2]) for f in findings_h1 if f[3] == "上报" and OUTCOME_KEY[f[4]] == k}
+                     for k in ("rectify_on_site", "fined", "suspended")}
     issues_h1 = [r for r in issue_rows if _in_h1(r[1])]
     counts = {
-        "visits": len(visits_h1), "households_visited": len(visited), "households": n_households,
-        "grids": n_grids, "grids_target_met": sum(1 for g in grids if visited_per_grid[g] * 100 >= targets[g] * hh_per_grid[g]),
-        "patrols": len(patrols_h1), "shops_covered": len({(r[1], r[2]) for r in patrols_h1}), "shops_registered": n_shops,
-        "corrections": sum(len([x for x in r[5].split("、") if x]) for r in patrols_h1),
-        "escalations": sum(len([x for x in r[6].split("、") if x]) for r in patrols_h1),
+        "visits": len(visits_h1), "visits_in_file": len(visit_rows), "households_visited": len(visited), "households": n_households,
+        "grids": n_grids, "residents": sum(1 for r in resident_rows if r[6] == "是"), "grids_target_met": sum(1 for g in grids if visited_per_grid[g] * 100 >= targets[g] * hh_per_grid[g]),
+        "patrols": len(patrols_h1), "shops_covered": len({(p[1], p[2]) for p in patrols_h1}), "shops_registered": n_shops,
+        "corrections": sum(1 for f in findings_h1 if f[3] == "现场指正"), "escalations": sum(1 for f in findings_h1 if f[3] == "上报"),
+        "repeated_items": repeats,
         "rectify_on_site": len(outcome_shops["rectify_on_site"]), "fined": len(outcome_shops["fined"]), "suspended": len(outcome_shops["suspended"]),
         "reported": len(issues_h1), "resolved": sum(1 for r in issues_h1 if r[6] in ("已解决", "已办结")),
         "rejected": sum(1 for r in issues_h1 if r[6] == "已驳回"),

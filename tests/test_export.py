@@ -38,7 +38,7 @@ async def test_export_masks_for_supervisors_not_for_admins(app, api, db):
     await supervisor.send("/export patrols 2021H1")
     _name, wb = sent_workbook(api, supervisor.user_id)
     rows = list(wb.worksheets[0].iter_rows(values_only=True))
-    assert {r[11] for r in rows[1:]} >= {"corrected", "escalated"} and "fined" in {r[12] for r in rows[1:]}
+    assert {r[11] for r in rows[1:]} >= {"现场指正", "上报"} and "处罚" in {r[12] for r in rows[1:]}
     await supervisor.send("/export issues 2021H1")
     _name, wb = sent_workbook(api, supervisor.user_id)
     assert [ws.title for ws in wb.worksheets] == ["问题 2021H1", "事件 Events"]

@@ -124,3 +124,85 @@ async def test_import_a_document_in_chat(app, api, db):
     worker = Tg(app, api, 4242)
     out = await worker.send("/import grids")
     assert "not registered" in texts(out)
+
+
+async def test_patrols_import_holds_the_whole_ledger(db):
+    """The export's long layout: one row per finding, rows of one shop and time are one patrol; an
+    item twice is two findings with their own outcomes; 要求现场整改 opens an order with its deadline
+    (or the default), and a later imported patrol with the item passing closes it, at its own time."""
+    from models.patrols import Finding, FindingEvent, OrderStatus, Patrol, Rectification
+    from tests.seed_patrols import seed_patrols
+
+    await seed_patrols(db)
+    text = (
+        "巡查时间 Patrolled at,网格 Grid,店名 Shop,地址 Address,网格员 Worker,问题项 Finding,处置 Disposition,处理结果 Outcome,整改期限 Deadline,说明 Note\n"
+        "2021-03-01 10:00,G01,老王面馆,幸福路12号,1001,环境卫生,上报,处罚,,后厨油污\n"
+        "2021-03-01 10:00,G01,老王面馆,幸福路12号,1001,环境卫生,上报,要求现场整改,2021-03-05,垃圾桶无盖\n"
+        "2021-03-01 10:00,G01,老王面馆,幸福路12号,1001,餐饮具消毒,现场指正,,,\n"
+        "2021-03-02 09:00,G01,幸福超市,幸福路20号,1001,,,,,\n"
+        "2021-03-02 11:00,G01,幸福超市,幸福路20号,1001,进货查验,上报,要求现场整改,,\n"
+        "2021-03-10 15:00,G01,老王面馆,幸福路12号,1001,,,,,\n"
+    )
+    result = await do_import(db, "patrols", text.encode())
+    assert (result.rows, result.created) == (4, 4)
+    async with db.session() as s:
+        patrols = (await s.exec(select(Patrol).order_by(Patrol.patrolled_at))).all()
+        findings = (await s.exec(select(Finding).order_by(Finding.id))).all()
+        orders = (await s.exec(select(Rectification).order_by(Rectification.id))).all()
+        events = (await s.exec(select(FindingEvent).order_by(FindingEvent.id))).all()
+    assert [(f.item, f.disposition, f.outcome, f.note) for f in findings] == [
+        ("环境卫生", "escalated", "fined", "后厨油污"), ("环境卫生", "escalated", "rectify_on_site", "垃圾桶无盖"),
+        ("餐饮具消毒", "corrected", None, None), ("进货查验", "escalated", "rectify_on_site", None)]
+    assert [f.outcome_at.astimezone(SH).strftime("%m-%d %H:%M") if f.outcome_at else None for f in findings] == ["03-01 10:00", "03-01 10:00", None, "03-02 11:00"]
+    failed = {p.id: sorted(i["name"] for i in p.items if not i["passed"]) for p in patrols}
+    assert failed[patrols[0].id] == ["环境卫生", "餐饮具消毒"] and failed[patrols[3].id] == []
+    # The explicit deadline and the default one (3 days after the patrol).
+    assert [o.deadline.astimezone(SH).strftime("%Y-%m-%d %H:%M") for o in orders] == ["2021-03-05 00:00", "2021-03-05 11:00"]
+    # The 03-10 patrol of 老王面馆 passes 环境卫生: the order closes then; 幸福超市 was not patrolled again.
+    assert [(o.status, o.closed_at.astimezone(SH).strftime("%m-%d %H:%M") if o.closed_at else None) for o in orders] == [
+        (OrderStatus.CLOSED.value, "03-10 15:00"), (OrderStatus.OPEN.value, None)]
+    assert sorted((e.kind, e.to_outcome, e.passed) for e in events) == sorted([
+        ("outcome", "fined", None), ("outcome", "rectify_on_site", None), ("outcome", "rectify_on_site", None), ("reinspection", None, True)])
+    # The same file again changes nothing and replays nothing.
+    again = await do_import(db, "patrols", text.encode())
+    assert (again.created, again.unchanged) == (0, 4)
+    assert await count(db, FindingEvent) == 4 and await count(db, Rectification) == 2
+
+
+@pytest.mark.parametrize(("rows", "expected"), [
+    ("2021-03-01 10:00,G01,老王面馆,1001,环境卫生,现场指正,处罚,\n", "outcome_without_escalation"),
+    ("2021-03-01 10:00,G01,老王面馆,1001,环境卫生,上报,处罚,2021-03-05\n", "deadline_without_order"),
+    ("2021-03-01 10:00,G01,老王面馆,1001,环境卫生,上报,要求现场整改,2021-02-05\n", "bad_date"),
+    ("2021-03-01 10:00,G01,老王面馆,1001,环境卫生,扔掉,,\n", "bad_value"),
+    ("2021-03-01 10:00,G01,老王面馆,1001,,上报,,\n", "missing_value"),
+    ("2021-03-01 10:00,G01,老王面馆,1001,环境卫生,上报,,\n2021-03-01 10:00,G01,老王面馆,2001,证照公示,上报,,\n", "patrol_conflict"),
+])
+async def test_patrol_rows_the_ledger_cannot_hold_are_refused(db, rows, expected):
+    from models.patrols import Finding
+    from tests.seed_patrols import seed_patrols
+
+    await seed_patrols(db)
+    with pytest.raises(ImportRefused) as refused:
+        await do_import(db, "patrols", ("巡查时间,网格,店名,网格员,问题项,处置,处理结果,整改期限\n" + rows).encode())
+    assert [p.code for p in refused.value.problems] == [expected]
+    assert all(line.startswith("row ") for line in report(refused.value.problems, gettext_for("en")))
+    assert await count(db, Finding) == 0
+
+
+async def test_residents_import_upserts_by_household_and_name_and_refuses_bad_rows(db):
+    from models.tables import Resident
+
+    await seed(db)
+    text = "网格,地址,姓名,与户主关系,电话,身份证号,关爱标签\nG01,3栋1单元101,张三,户主,13812345678,11010119450307123x,独居老人\nG01,3栋1单元101,李四,配偶,,,\n"
+    assert (await do_import(db, "residents", text.encode())).created == 2
+    again = await do_import(db, "residents", text.replace(",配偶,", ",妻子,").encode())
+    assert (again.created, again.updated, again.unchanged) == (0, 1, 1)
+    async with db.session() as s:
+        people = {r.name: r for r in (await s.exec(select(Resident))).all()}
+    assert people["张三"].id_number == "110101********123X" and people["张三"].tags == ["独居老人"] and people["李四"].relation == "妻子"
+    bad = ("网格,地址,姓名,身份证号,关爱标签\nG01,3栋1单元101,王五,12345,\nG01,9栋9单元999,赵六,,\nG01,3栋1单元101,钱七,,外星人\n"
+           "G01,3栋1单元101,,,\n")
+    with pytest.raises(ImportRefused) as refused:
+        await do_import(db, "residents", bad.encode())
+    assert [(p.row, p.code) for p in refused.value.problems] == [(2, "bad_id_number"), (3, "unknown_household"), (4, "bad_value"), (5, "missing_value")]
+    assert await count(db, Resident) == 2

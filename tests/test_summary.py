@@ -15,17 +15,17 @@ from models.summary import numbers_from, paragraph_en, paragraph_zh, period_en, 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SH = ZoneInfo("Asia/Shanghai")
-KINDS = ("grids", "households", "shops", "workers", "visits", "patrols", "issues")
+KINDS = ("grids", "households", "residents", "shops", "workers", "visits", "patrols", "issues")
 
 GOLDEN_ZH = (
-    "2021年上半年，网格化工作共收集问题3个，解决率67%；开展入户走访4户次，走访3户，入户率30%，目标20%，2个网格中2个达标；"
+    "2021年上半年，网格化工作共收集问题3个，解决率67%；开展入户走访4户次，走访3户，入户率30%，目标20%，2个网格中2个达标；居民信息库在册居民7人；"
     "检查食品经营店铺3家，上门巡查服务4次，现场指正不良习惯3次，发现并向街道、市监所反映不良行为2起，其中要求现场整改1家、处罚1家、停业整改0家。"
     "（数据截至2026年5月20日 10:00）"
 )
 GOLDEN_EN = (
     "In the first half of 2021, grid management collected 3 problems, with a resolution rate of 67%. "
     "Grid workers made 4 home visits to 3 households, a visit coverage of 30% against a target of 20%; 2 of 2 grids met their own target. "
-    "3 food shops were checked in 4 patrol visits; 3 bad habits were corrected on the spot and 2 bad behaviours were reported to the street office "
+    "The resident register holds 7 residents. 3 food shops were checked in 4 patrol visits; 3 bad habits were corrected on the spot and 2 bad behaviours were reported to the street office "
     "or the market regulator, after which 1 shop was ordered to rectify on site, 1 fined and 0 closed for rectification. "
     "(Figures as at 20 May 2026, 10:00.)"
 )

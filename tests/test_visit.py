@@ -366,3 +366,53 @@ async def test_a_forged_toggle_for_an_option_that_does_not_exist_is_answered_and
         await u.press_data(f"visit:{u.draft['id'][:8]}:t:{arg}", u.keyboard_message())
         assert u.answers()[-1] == "That button is no longer active at this step."
     assert u.draft["step"] == "SITUATION" and u.draft["data"] == before
+
+
+async def test_the_household_card_shows_its_residents_masked_and_its_last_visit(app, api, db):
+    """Picking a household shows who lives there (names masked, as household heads are for non-admins),
+    their care tags and when it was last visited."""
+    from zoneinfo import ZoneInfo
+
+    from bot.importer import read_table
+    from models.importer import run_import
+    from models.tables import Resident
+
+    await seed(db)
+    csv = ("网格,地址,姓名,与户主关系,身份证号,关爱标签\n"
+           "G01,3栋1单元101,张三丰,户主,110101194503071234,独居老人\n"
+           "G01,3栋1单元101,李梅,配偶,,\n"
+           "G01,3栋1单元101,搬走的人,子女,,\n")
+    headers, table = read_table(csv.encode(), "residents.csv")
+    async with db.session() as session:
+        result = await run_import(session, "residents", headers, table, clock.now().tzinfo, 0.2, {})
+    assert result.created == 3
+    async with db.session() as session:
+        moved = (await session.exec(select(Resident).where(Resident.name == "搬走的人"))).one()
+        moved.active = False
+        session.add(moved)
+        stored = (await session.exec(select(Resident).where(Resident.name == "张三丰"))).one()
+    assert stored.id_number == "110101********1234"
+
+    u = Tg(app, api, WORKER_A)
+    await u.send("/visit")
+    await u.send("3栋1单元101")
+    await u.press("3栋1单元101")
+    card = u.bot_messages()[-2]["text"]
+    assert "Residents (2): 张**（户主）·独居老人、李*（配偶）" in card and "Not visited before." in card
+    assert "张三丰" not in card and "搬走" not in card and "1234" not in card
+    await walk_to_save(u)
+    await u.send("/visit")
+    await u.send("3栋1单元101")
+    await u.press("3栋1单元101")
+    assert f"Last visit: {clock.now().astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m-%d}" in u.bot_messages()[-2]["text"]
+
+
+async def walk_to_save(u: Tg) -> None:
+    await u.send("2")
+    await u.press("Normal")
+    await u.press("Done")
+    await u.send("/skip")
+    await u.send("/done")
+    await u.send("/skip")
+    out = await u.press("Save")
+    assert "saved" in texts(out)
