@@ -198,7 +198,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from bot.i18n import gettext_for
-    from bot.importer import FileProblem, TerminalProgress, read_table, report
+    from bot.importer import FileProblem, TerminalProgress, read_upload, report
     from models import audit
     from models.importer import ImportRefused, run_import
 
@@ -210,7 +210,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"import error: {path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     try:
-        headers, rows = read_table(data, path.name)
+        (headers, rows), history = read_upload(args.kind, data, path.name)
     except FileProblem as exc:
         print("\n".join([f"import refused: {path.name}: nothing was written", *report([exc.problem], t)]), file=sys.stderr)
         return 1
@@ -219,7 +219,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             async with database.session() as session:
                 result = await run_import(session, args.kind, headers, rows, settings.tz, settings.visit_target, settings.issue_categories,
-                                          TerminalProgress(f"{args.kind}"), settings.rectify_days_default)
+                                          TerminalProgress(f"{args.kind}"), settings.rectify_days_default, history)
                 await audit.record(session, None, "cli", "import", kind=args.kind, file=path.name, rows=result.rows, created=result.created,
                                    updated=result.updated, unchanged=result.unchanged)
         except ImportRefused as exc:

@@ -9,6 +9,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from models import stats
+from models.importer import EVENTS_SHEET
 from models.periods import cutoff_day
 from models.summary import report_percent
 
@@ -20,8 +21,8 @@ PATROL_HEADERS = ("巡查编号 Patrol ID", "巡查时间 Patrolled at", "网格
                   "网格员 Worker", "检查项 Items", "不合格项 Failed", "问题项 Finding", "处置 Disposition", "处理结果 Outcome", "整改期限 Deadline",
                   "说明 Note")
 ISSUE_HEADERS = ("编号 Number", "上报时间 Reported at", "网格 Grid", "类别 Category", "描述 Description", "地址 Address", "紧急 Urgent",
-                 "状态 Status", "上报人 Reporter", "处理人 Assignee", "期限 Due")
-EVENT_HEADERS = ("编号 Number", "时间 At", "操作人 Actor", "操作 Action", "原状态 From", "新状态 To", "说明 Note")
+                 "状态 Status", "上报人 Reporter", "处理人 Assignee", "期限 Due", "解决时间 Resolved at")
+EVENT_HEADERS = ("编号 Number", "时间 At", "操作人 Actor", "操作 Action", "原状态 From", "新状态 To", "处理人 Assignee", "说明 Note")
 SUMMARY_HEADERS = (
     "网格 Grid", "名称 Name", "在册户数 Households", "走访户数 Households visited", "走访户次 Visits", "入户率 Coverage", "目标 Target",
     "达标 Target met", "巡查次数 Patrols", "检查店铺 Shops checked", "登记店铺 Shops registered", "现场指正 Corrections", "上报 Escalations",
@@ -98,7 +99,7 @@ async def build_export(session, kind: str, period, grid_ids: list[int], tz, mask
         return name, workbook([(f"巡查 {period.label}", PATROL_HEADERS, await admin.patrol_rows(session, grid_ids, period, tz, mask))])
     if kind == "issues":
         issues, events = await admin.issue_rows(session, grid_ids, period, tz, mask)
-        return name, workbook([(f"问题 {period.label}", ISSUE_HEADERS, issues), ("事件 Events", EVENT_HEADERS, events)])
+        return name, workbook([(f"问题 {period.label}", ISSUE_HEADERS, issues), (EVENTS_SHEET, EVENT_HEADERS, events)])
     if kind == "summary":
         figures = await stats.street_figures(session, grid_ids, period, at, tz)
         numbers = numbers_from(figures, tz)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 
 from bot.i18n import N_
-from models.importer import Problem
+from models.importer import EVENTS_SHEET, Problem
 
 MAX_ROWS = 200_000
 NOT_ACCEPTED = N_("not accepted")
@@ -36,6 +36,9 @@ PROBLEMS = {
     "outcome_without_escalation": N_("an outcome is given but no item was escalated"),
     "bad_id_number": N_("not an ID number (18 digits, the last may be X; or 15 digits)"),
     "deadline_without_order": N_("a deadline is given but the outcome is not an order to rectify on site"),
+    "unknown_issue": N_("issue «{number}» is not in the issues sheet"),
+    "history_mismatch": N_("the events of issue «{number}» do not lead from its report to its status"),
+    "status_needs_history": N_("status «{value}» can only be imported with the sheet «{sheet}» of an export (its history)"),
     "patrol_conflict": N_("same shop and time as row {first} (one patrol) but another worker"),
 }
 
@@ -73,23 +76,46 @@ def decode(data: bytes) -> str:
 
 def read_table(data: bytes, filename: str) -> tuple[list[str], list[list[str]]]:
     """The header row and the rows of the first sheet, every cell as text. FileProblem when unreadable."""
+    return read_tables(data, filename)[0]
+
+
+def read_upload(kind: str, data: bytes, filename: str) -> tuple[tuple[list[str], list[list[str]]], tuple[list[str], list[list[str]]] | None]:
+    """The table to import, and for issues the history sheet of an export when the workbook has one."""
+    if kind != "issues":
+        return read_table(data, filename), None
+    table, history = read_tables(data, filename, (EVENTS_SHEET,))
+    return table, history
+
+
+def read_tables(data: bytes, filename: str, extra: tuple[str, ...] = ()) -> list[tuple[list[str], list[list[str]]]]:
+    """The first sheet, then each sheet named in `extra` (None where the workbook has no such sheet;
+    a CSV file has none). FileProblem when unreadable."""
     if data[:4] == b"PK\x03\x04" or filename.lower().endswith((".xlsx", ".xlsm")):
         try:
             from openpyxl import load_workbook
 
             wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-            rows = [[_cell(v) for v in row] for row in wb.worksheets[0].iter_rows(values_only=True)]
+            named = {ws.title: ws for ws in wb.worksheets}
+            sheets = [wb.worksheets[0], *(named.get(title) for title in extra)]
+            tables = [[[_cell(v) for v in row] for row in ws.iter_rows(values_only=True)] if ws is not None else None for ws in sheets]
             wb.close()
         except Exception as exc:  # noqa: BLE001 - any unreadable workbook is one message
             raise FileProblem("bad_file", reason=type(exc).__name__) from None
-    else:
-        text = decode(data)
-        try:
-            sample = text[:4096]
-            dialect = csv.Sniffer().sniff(sample, delimiters=",\t;") if sample.strip() else csv.excel
-        except csv.Error:
-            dialect = csv.excel
-        rows = [list(r) for r in csv.reader(io.StringIO(text), dialect)]
+        return [_table(tables[0]), *(_table(rows) if rows else None for rows in tables[1:])]
+    return [_table(_csv_rows(data)), *(None for _ in extra)]
+
+
+def _csv_rows(data: bytes) -> list[list[str]]:
+    text = decode(data)
+    try:
+        sample = text[:4096]
+        dialect = csv.Sniffer().sniff(sample, delimiters=",\t;") if sample.strip() else csv.excel
+    except csv.Error:
+        dialect = csv.excel
+    return [list(r) for r in csv.reader(io.StringIO(text), dialect)]
+
+
+def _table(rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
     while rows and not any(c.strip() for c in rows[0]):
         rows.pop(0)
     if not rows:
@@ -104,6 +130,8 @@ def describe(problem: Problem, t: Callable[[str], str]) -> str:
     text = t(PROBLEMS.get(problem.code, NOT_ACCEPTED)).format(**problem.details)
     if problem.row == 0:
         return text
+    if "sheet" in problem.details and problem.code != "status_needs_history":
+        return t(N_("sheet «{sheet}» row {row}: {problem}")).format(sheet=problem.details["sheet"], row=problem.row, problem=text)
     return t(N_("row {row}: {problem}")).format(row=problem.row, problem=text)
 
 

@@ -27,7 +27,7 @@ from bot.context import GridContext
 from bot.exporter import KINDS as EXPORT_KINDS
 from bot.exporter import build_export, summary_workbook
 from bot.i18n import N_, gettext_for
-from bot.importer import FileProblem, read_table, report
+from bot.importer import FileProblem, read_upload, report
 from handlers.common import esc, percent, reply, requires, role_name
 from handlers.flow import rule_message
 from handlers.issues import category_label, status_label
@@ -509,7 +509,7 @@ async def import_document(update: Update, context: GridContext) -> None:
     data = bytes(await tg_file.download_as_bytearray())
     name = document.file_name or "upload"
     try:
-        headers, rows = read_table(data, name)
+        (headers, rows), history = read_upload(kind, data, name)
     except FileProblem as exc:
         await reply(update, context, context._("❌ Import refused, nothing was written:") + "\n" + esc("\n".join(report([exc.problem], context._))))
         return
@@ -517,7 +517,7 @@ async def import_document(update: Update, context: GridContext) -> None:
     try:
         async with context.db.session() as session:
             result = await run_import(session, kind, headers, rows, context.settings.tz, context.settings.visit_target,
-                                      context.settings.issue_categories, progress, context.settings.rectify_days_default)
+                                      context.settings.issue_categories, progress, context.settings.rectify_days_default, history)
             await audit.record(session, member.id, _actor(context), "import", kind=kind, file=name, rows=result.rows, created=result.created,
                                updated=result.updated, unchanged=result.unchanged)
     except ImportRefused as exc:

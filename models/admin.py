@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, update
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.errors import RuleError
-from models.issues import ASSIGNED, IN_PROGRESS, OPEN_STATUSES, Issue, IssueView, _views, dispatchers, transition
+from models.issues import ASSIGNED, CLOSED, IN_PROGRESS, OPEN_STATUSES, REJECTED, RESOLVED, Issue, IssueView, _views, dispatchers, transition
 from models.patrols import Shop
 from models.tables import Grid, Household, Role, User, UserGrid
 from models.users import Member, get_member, grids_by_codes
@@ -274,24 +275,33 @@ async def patrol_rows(session: AsyncSession, grid_ids: list[int], period: Period
 
 
 async def issue_rows(session: AsyncSession, grid_ids: list[int], period: Period, tz: ZoneInfo, mask: bool) -> tuple[list[tuple], list[tuple]]:
-    """Issues reported in the period, and their events."""
+    """Issues reported in the period, and their events, in the vocabulary's words: the import reads
+    both sheets back (models/importer), so an export imports again unchanged."""
     name, _phone = _maskers(mask)
     views = await _views(session, [col(Issue.grid_id).in_(grid_ids), Issue.reported_at >= period.start, Issue.reported_at < period.end,
                                     col(Issue.voided_at).is_(None)],
                          [Issue.reported_at, Issue.id])
-    issues = [
-        (v.human_id, _local(v.reported_at, tz), v.grid_code, v.category, v.description, v.address or "", "是" if v.urgent else "", v.status,
-         name(v.reporter_name) or "", name(v.assignee_name) or "", _local(v.due_at, tz))
-        for v in views
-    ]
     human = {v.id: v.human_id for v in views}
     events: list[tuple] = []
+    settled: dict[int, datetime] = {}  # issue -> its latest resolution (or rejection): the 解决时间 column
+    assignee = aliased(User)
     ids = list(human)
     for chunk in range(0, len(ids), 1000):
         rows = await session.exec(
-            select(IssueEvent, User.display_name).join(User, col(User.id) == IssueEvent.actor_id)
+            select(IssueEvent, User.display_name, assignee.display_name).join(User, col(User.id) == IssueEvent.actor_id)
+            .outerjoin(assignee, col(assignee.id) == IssueEvent.assignee_id)
             .where(col(IssueEvent.issue_id).in_(ids[chunk:chunk + 1000])).order_by(IssueEvent.issue_id, IssueEvent.at, IssueEvent.id)
         )
-        events += [(human[e.issue_id], _local(e.at, tz), name(actor) or "", e.action, e.from_status or "", e.to_status, e.note or "")
-                   for e, actor in rows.all()]
+        for e, actor, assigned in rows.all():
+            if e.to_status in (RESOLVED, REJECTED):
+                settled[e.issue_id] = e.at
+            events.append((human[e.issue_id], _local(e.at, tz), name(actor) or "", vocabulary.zh(vocabulary.ACTION, e.action),
+                           vocabulary.zh(vocabulary.STATUS, e.from_status), vocabulary.zh(vocabulary.STATUS, e.to_status), name(assigned) or "",
+                           e.note or ""))
+    issues = [
+        (v.human_id, _local(v.reported_at, tz), v.grid_code, v.category, v.description, v.address or "", "是" if v.urgent else "",
+         vocabulary.zh(vocabulary.STATUS, v.status), name(v.reporter_name) or "", name(v.assignee_name) or "", _local(v.due_at, tz),
+         _local(settled.get(v.id) if v.status in (RESOLVED, CLOSED, REJECTED) else None, tz))
+        for v in views
+    ]
     return issues, events

@@ -60,6 +60,7 @@ BATCH = 2000
 IMPORT_REMIND_WINDOW = timedelta(days=7)
 
 Progress = Callable[[int, int], Awaitable[None]]
+Table = tuple[list[str], list[list[str]]]  # a sheet: its header row and its rows, as text
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,22 @@ COLUMNS: dict[str, tuple[Col, ...]] = {
         Col("resolved_at", ("resolvedat", "解决时间", "办结时间"), False),
         Col("address", ("address", "地址"), False),
         Col("urgent", ("urgent", "紧急"), False),
+        Col("assignee", ("assignee", "处理人", "承办人"), False),
+        Col("due", ("due", "dueat", "期限", "办理期限"), False),
+    ),
+    # The second sheet of an issues export: the history, read back event by event.
+    "issue_events": (
+        Col("number", ("number", "no", "id", "编号", "问题编号")),
+        Col("at", ("at", "time", "时间")),
+        Col("actor", ("actor", "操作人")),
+        Col("action", ("action", "操作")),
+        Col("from_status", ("from", "fromstatus", "原状态"), False),
+        Col("to_status", ("to", "tostatus", "新状态")),
+        Col("assignee", ("assignee", "处理人"), False),
+        Col("note", ("note", "说明", "备注"), False),
     ),
 }
+EVENTS_SHEET = "事件 Events"  # the sheet of an issues export that holds the history
 
 IMPORTABLE_STATUSES = (REPORTED, RESOLVED, CLOSED, REJECTED)  # words: models/vocabulary (待派单, 已处置（待核实）, 已办结, 不予受理, and older ones)
 TRUE = {"1", "y", "yes", "true", "是", "在册", "紧急"}
@@ -507,18 +522,19 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
         if category not in categories:
             raise _Bad("bad_value", value=category) if category else _Bad("missing_value", column="category")
         status = vocabulary.parse(vocabulary.STATUS, cell("status")) if one_line(cell("status")) else REPORTED
-        if status not in IMPORTABLE_STATUSES:
+        if status is None:
             raise _Bad("bad_value", value=cell("status"))
         resolved_at = _when(cell("resolved_at"), tz) if cell("resolved_at").strip() else None
-        if status in (RESOLVED, CLOSED, REJECTED) and resolved_at is None:
-            raise _Bad("missing_value", column="resolved_at")
         if resolved_at is not None and resolved_at < at:
             raise _Bad("bad_date", value=cell("resolved_at"))
         urgent = _bool(cell("urgent"), False)
+        due = _when(cell("due"), tz) if cell("due").strip() else due_at_for(at, categories[category], urgent)
+        assignee = _worker(lk, cell("assignee"), "assignee") if one_line(cell("assignee")) else None
+        # Whether the status needs the events sheet or a 解决时间 is checked once the history is known (validate).
         return (number,), {"human_id": number, "draft_id": draft_key("issue", number), "grid_id": gid, "category": category,
                            "description": _text(cell("description"), 1, 1000, "description"), "address": _opt(cell("address"), 200, "address"),
                            "urgent": urgent, "status": status, "source": "import", "reporter_id": _worker(lk, cell("reporter"), "reporter"), "reported_at": at,
-                           "due_at": due_at_for(at, categories[category], urgent), "updated_at": resolved_at or at, "_resolved_at": resolved_at}
+                           "assignee_id": assignee, "due_at": due, "updated_at": resolved_at or at, "_resolved_at": resolved_at, "_events": []}
     raise ValueError(kind)
 
 
@@ -537,8 +553,10 @@ def _as_headed(kind: str, details: dict, index: dict[str, int], headers: list[st
 
 
 async def validate(session: AsyncSession, kind: str, headers: list[str], rows: list[list[str]], tz: ZoneInfo, default_target: float,
-                   categories: dict[str, float], progress: Progress | None = None, rectify_days: int = RECTIFY_DAYS_DEFAULT) -> list[dict]:
-    """Clean records of every row, or ImportRefused with every problem found (nothing is written)."""
+                   categories: dict[str, float], progress: Progress | None = None, rectify_days: int = RECTIFY_DAYS_DEFAULT,
+                   history: Table | None = None) -> list[dict]:
+    """Clean records of every row, or ImportRefused with every problem found (nothing is written).
+    `history`: the events sheet (headers, rows) of an issues export."""
     if kind not in KINDS:
         raise ValueError(kind)
     index, problems = map_headers(kind, headers)
@@ -579,12 +597,75 @@ async def validate(session: AsyncSession, kind: str, headers: list[str], rows: l
         records.append(record)
         if progress is not None and n % BATCH == 0:
             await progress(n, len(rows) * 2)
+    if kind == "issues":
+        problems += _issue_histories(records, history, lk, tz, lambda details: _as_headed(kind, details, index, headers))
     if problems:
         raise ImportRefused(problems)
     if kind == "patrols":
         for r in records:
             r["items"] = _patrol_checklist(r["_category"], r["_findings"])
     return records
+
+
+def _issue_histories(records: list[dict], history: Table | None, lk: Lookups, tz: ZoneInfo, headed: Callable[[dict], dict]) -> list[Problem]:
+    """The events sheet of an export, as each issue's `_events` (its history exactly as exported);
+    an issue without events gets the history its status implies (`_children`), which only the
+    statuses of a finished or new issue have, and 解决时间 tells when it was settled."""
+    problems: list[Problem] = []
+    by_number = {r["human_id"]: r for r in records}
+    if history is not None:
+        headers, rows = history
+        index, missing = map_headers("issue_events", headers)
+        if missing:
+            return [Problem(p.row, p.code, {**p.details, "sheet": EVENTS_SHEET}) for p in missing]
+        for n, raw in enumerate(rows):
+            def cell(key: str, raw: list[str] = raw) -> str:
+                i = index.get(key)
+                return "" if i is None or i >= len(raw) or raw[i] is None else str(raw[i])
+
+            if not any(str(c or "").strip() for c in raw):
+                continue
+            try:
+                number = one_line(cell("number")).upper()
+                record = by_number.get(number)
+                if record is None:
+                    raise _Bad("unknown_issue", number=number)
+                event = _event_record(cell, lk, tz)
+            except _Bad as bad:
+                problems.append(Problem(n + 2, bad.code, {**_as_headed("issue_events", bad.details, index, headers), "sheet": EVENTS_SHEET}))
+                continue
+            record["_events"].append({**event, "_row": n + 2})
+    for r in records:
+        events = r["_events"]
+        if events:
+            first, last = events[0], events[-1]
+            if first["from_status"] is not None or last["to_status"] != r["status"] or any(e["at"] < first["at"] for e in events):
+                problems.append(Problem(r["_row"], "history_mismatch", {"number": r["human_id"]}))
+                continue
+            r["updated_at"] = max(e["at"] for e in events)
+        elif r["status"] not in IMPORTABLE_STATUSES:
+            problems.append(Problem(r["_row"], "status_needs_history", {"value": vocabulary.zh(vocabulary.STATUS, r["status"]), "sheet": EVENTS_SHEET}))
+        elif r["status"] != REPORTED and r["_resolved_at"] is None:
+            problems.append(Problem(r["_row"], "missing_value", headed({"column": "resolved_at"})))
+    return problems
+
+
+def _event_record(cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo) -> dict:
+    action = vocabulary.parse(vocabulary.ACTION, cell("action"))
+    if action is None:
+        raise _Bad("bad_value", value=cell("action")) if one_line(cell("action")) else _Bad("missing_value", column="action")
+    statuses = []
+    for key in ("from_status", "to_status"):
+        text = one_line(cell(key))
+        status = vocabulary.parse(vocabulary.STATUS, text) if text else None
+        if text and status is None:
+            raise _Bad("bad_value", value=text)
+        statuses.append(status)
+    if statuses[1] is None:
+        raise _Bad("missing_value", column="to_status")
+    return {"at": _when(cell("at"), tz), "actor_id": _worker(lk, cell("actor"), "actor"), "action": action, "from_status": statuses[0],
+            "to_status": statuses[1], "assignee_id": _worker(lk, cell("assignee"), "assignee") if one_line(cell("assignee")) else None,
+            "note": _opt(cell("note"), 1000, "note")}
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -723,6 +804,9 @@ async def _children(session: AsyncSession, kind: str, fresh: list[dict]) -> None
         return
     for r in fresh:
         iid, who, at, done = ids[r["draft_id"]], r["reporter_id"], r["reported_at"], r["_resolved_at"]
+        if r["_events"]:
+            rows += [{**_public(e), "issue_id": iid, "draft_id": None} for e in r["_events"]]
+            continue
         base = {"issue_id": iid, "actor_id": who, "assignee_id": None, "note": "imported", "draft_id": None}
         rows.append({**base, "at": at, "action": "submit", "from_status": None, "to_status": REPORTED})
         if r["status"] in (RESOLVED, CLOSED):
@@ -768,8 +852,9 @@ async def _patrol_children(session: AsyncSession, fresh: list[dict], ids: dict[s
 
 
 async def run_import(session: AsyncSession, kind: str, headers: list[str], rows: list[list[str]], tz: ZoneInfo, default_target: float,
-                     categories: dict[str, float], progress: Progress | None = None, rectify_days: int = RECTIFY_DAYS_DEFAULT) -> ImportResult:
+                     categories: dict[str, float], progress: Progress | None = None, rectify_days: int = RECTIFY_DAYS_DEFAULT,
+                     history: Table | None = None) -> ImportResult:
     """Validate then write, all in the caller's transaction (ImportRefused: nothing written)."""
-    records = await validate(session, kind, headers, rows, tz, default_target, categories, progress, rectify_days)
+    records = await validate(session, kind, headers, rows, tz, default_target, categories, progress, rectify_days, history)
     return await write(session, kind, records, progress)
 

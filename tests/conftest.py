@@ -80,6 +80,12 @@ def frozen_clock():  # noqa: ANN201
 async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
     yield database
+    await empty(database)
+    await database.dispose()
+
+
+async def empty(database: Database) -> None:
+    """Every table emptied, identities restarted: the database a test starts from."""
     tables = [t.name for t in reversed(metadata.sorted_tables)]
     async with database.engine.begin() as conn:
         if database.is_sqlite:
@@ -87,7 +93,6 @@ async def db(database_url: str) -> AsyncIterator[Database]:
                 await conn.execute(text(f'DELETE FROM "{name}"'))
         else:
             await conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in tables) + " RESTART IDENTITY CASCADE"))
-    await database.dispose()
 
 
 @pytest.fixture
