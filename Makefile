@@ -22,7 +22,7 @@ catalogs: $(VENV)/.installed
 
 # Re-extract user-facing strings into the template and merge them into both catalogs.
 extract: $(VENV)/.installed
-	$(PYBABEL) extract -F babel.cfg -k N_ -k t --no-location --no-wrap --sort-output -o $(LOCALES)/gridbot.pot .
+	$(PYBABEL) extract -F babel.cfg -k N_ -k t -k n_:1,2 --no-location --no-wrap --sort-output -o $(LOCALES)/gridbot.pot .
 	$(PYBABEL) update --no-wrap -i $(LOCALES)/gridbot.pot -d $(LOCALES) -D gridbot --no-fuzzy-matching --ignore-obsolete
 
 migrate: install

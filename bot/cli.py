@@ -192,6 +192,11 @@ def _run_async(settings: Settings, work) -> int:  # noqa: ANN001
     return asyncio.run(main_())
 
 
+def _count(n: int, noun: str) -> str:
+    """1 row, 2 rows (the command line speaks English)."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """`gridbot import KIND FILE`: validate every row, then write all or nothing."""
     settings = _settings()
@@ -223,10 +228,10 @@ def cmd_import(args: argparse.Namespace) -> int:
                 await audit.record(session, None, "cli", "import", kind=args.kind, file=path.name, rows=result.rows, created=result.created,
                                    updated=result.updated, unchanged=result.unchanged)
         except ImportRefused as exc:
-            lines = [f"import refused: {path.name}: {len(exc.problems)} problem(s); nothing was written", *report(exc.problems, t, limit=200)]
+            lines = [f"import refused: {path.name}: {_count(len(exc.problems), 'problem')}; nothing was written", *report(exc.problems, t, limit=200)]
             print("\n".join(lines), file=sys.stderr)
             return 1
-        print(f"{args.kind}: {result.rows} rows: {result.created} created, {result.updated} updated, {result.unchanged} unchanged")
+        print(f"{args.kind}: {_count(result.rows, 'row')}: {result.created} created, {result.updated} updated, {result.unchanged} unchanged")
         return 0
 
     return _run_async(settings, work)

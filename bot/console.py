@@ -536,7 +536,8 @@ async def run(db_path: Path | None, language: str | None, stdin: TextIO, out: Te
     folder = Path(tempfile.mkdtemp(prefix="gridbot-sandbox-")) if temporary else db_path.resolve().parent
     db_file = folder / "demo.db" if db_path is None else db_path.resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    log_path = db_file.with_suffix(".log")
+    # The log is the sandbox's own, never a file in the user's working tree (the repository, often).
+    log_path = (folder if temporary else Path(tempfile.gettempdir())) / f"gridbot-sandbox-{db_file.stem}.log"
     api = LocalBotAPI(bot_username=BOT_USERNAME)
     server, stop_server = run_in_thread(api, "127.0.0.1", 0)
     app = None

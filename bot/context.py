@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from telegram.ext import CallbackContext, ExtBot
 
-from bot.i18n import gettext_for
+from bot.i18n import gettext_for, ngettext_for
 
 if TYPE_CHECKING:
     from bot.app import GridApplication
@@ -39,6 +39,10 @@ class GridContext(CallbackContext[ExtBot, dict, dict, dict]):
     def _(self, message: str) -> str:
         """Translate into the caller's language."""
         return gettext_for(self.lang)(message)
+
+    def n_(self, singular: str, plural: str, n: int) -> str:
+        """The plural form for `n` in the caller's language (extracted with the keyword n_:1,2)."""
+        return ngettext_for(self.lang)(singular, plural, n)
 
     @property
     def draft(self) -> dict | None:

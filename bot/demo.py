@@ -176,10 +176,11 @@ async def seed_people(session, settings: Settings, now: datetime, rng: random.Ra
         for u in DEMO_USERS.values():
             members[u.key] = await create_user(session, u.telegram_id, u.role, [grids[c] for c in u.grid_codes], u.name, None)
         households: dict[str, list[int]] = {}
-        plan = {"G01": ((1, 2, 3), 3, 3), "G02": ((5, 6), 3, 3), "G03": ((1,), 2, 3)}  # buildings, units, floors
+        # estate, buildings, units, floors: addresses as people write them (幸福里3栋2单元301, 和平路8号院1栋…)
+        plan = {"G01": ("幸福里", (1, 2, 3), 3, 2), "G02": ("幸福里", (5, 6), 3, 3), "G03": ("和平路8号院", (1,), 2, 3)}
         tag_cycle = ["独居老人", "", "", "困难家庭", "", "退役军人", "", "独居老人", "残疾人", "", "留守儿童", ""]
         n = 0
-        for code, (buildings, units, floors) in plan.items():
+        for code, (estate, buildings, units, floors) in plan.items():
             rows = []
             for b in buildings:
                 for unit in range(1, units + 1):
@@ -190,7 +191,7 @@ async def seed_people(session, settings: Settings, now: datetime, rng: random.Ra
                         n += 1
                         name = rng.choice(SURNAMES) + rng.choice(GIVEN)
                         phone = f"13{rng.randint(0, 9)}{rng.randint(10_000_000, 99_999_999)}" if n % 3 else None
-                        rows.append(Household(grid_id=grids[code], address=f"{b}栋{unit}单元{floor}0{rng.randint(1, 2)}",
+                        rows.append(Household(grid_id=grids[code], address=f"{estate}{b}栋{unit}单元{floor}0{rng.randint(1, 2)}",
                                               head_name=name, head_phone=phone, tags=[tag] if tag else []))
             # Building, unit and floor make the address unique; the room number only looks real.
             session.add_all(rows)

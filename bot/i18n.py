@@ -49,6 +49,11 @@ def gettext_for(language: str):  # noqa: ANN201
     return translations(language).gettext
 
 
+def ngettext_for(language: str):  # noqa: ANN201
+    """(singular, plural, n) -> the form for n: "1 row" / "2 rows" (Chinese has one form)."""
+    return translations(language).ngettext
+
+
 def resolve_language(chosen: str | None, telegram_code: str | None, default: str) -> str:
     """The user's choice, else Telegram's language_code where we have a catalog, else the default."""
     if chosen in SUPPORTED_LANGUAGES:

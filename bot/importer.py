@@ -21,6 +21,7 @@ PROBLEMS = {
     "missing_column": N_("column «{column}» ({zh}) is missing"),
     "missing_value": N_("«{column}» is empty"),
     "bad_date": N_("«{value}» is not a date (use 2021-03-15 or 2021-03-15 09:30)"),
+    "no_such_day": N_("«{value}»: there is no such day ({month} has {days} days)"),
     "bad_number": N_("«{value}» is not a number"),
     "out_of_range": N_("{value} is out of range ({min}-{max})"),
     "bad_value": N_("«{value}» is not an accepted value"),

@@ -293,14 +293,15 @@ async def workers_command(update: Update, context: GridContext) -> None:
             ids = await scope_grid_ids(session, _member(context))
             rows = await stats.worker_activity(session, ids, period)
         lines = [context._("👷 <b>Workers, {period}</b>: visits / patrols / reports · last activity").format(period=period.label)]
-        for w in rows:
-            if w.role == Role.ADMIN.value:
-                continue
+
+        def line(w) -> str:  # noqa: ANN001
             mark = "" if w.active else " ⛔"
-            last = _when(context, w.last_activity)
-            lines.append(f"{esc(w.name or '?')}{mark} ({esc(','.join(w.grid_codes))}): {w.visits} / {w.patrols} / {w.reports} · {last}")
-        if len(lines) == 1:
-            lines.append(context._("No workers in your grids."))
+            return f"{esc(w.name or '?')}{mark} ({esc(','.join(w.grid_codes))}): {w.visits} / {w.patrols} / {w.reports} · {_when(context, w.last_activity)}"
+
+        lines += [line(w) for w in rows if w.role == Role.WORKER.value] or [context._("No workers in your grids.")]
+        supervisors = [line(w) for w in rows if w.role == Role.SUPERVISOR.value]
+        if supervisors:
+            lines += ["", context._("🧭 <b>Supervisors</b>"), *supervisors]
         await reply(update, context, "\n".join(lines))
 
     await _run(update, context, body)
@@ -521,10 +522,12 @@ async def import_document(update: Update, context: GridContext) -> None:
             await audit.record(session, member.id, _actor(context), "import", kind=kind, file=name, rows=result.rows, created=result.created,
                                updated=result.updated, unchanged=result.unchanged)
     except ImportRefused as exc:
-        text = context._("❌ Import refused: {n} problem(s); nothing was written.").format(n=len(exc.problems))
+        text = context.n_("❌ Import refused: {n} problem; nothing was written.", "❌ Import refused: {n} problems; nothing was written.",
+                          len(exc.problems)).format(n=len(exc.problems))
         await message.edit_text(text + "\n" + esc("\n".join(report(exc.problems, context._, limit=30))))
         return
-    await message.edit_text(context._("✅ Imported {kind}: {rows} rows — {created} new, {updated} updated, {unchanged} unchanged.").format(
+    await message.edit_text(context.n_("✅ Imported {kind}: {rows} row — {created} new, {updated} updated, {unchanged} unchanged.",
+                                       "✅ Imported {kind}: {rows} rows — {created} new, {updated} updated, {unchanged} unchanged.", result.rows).format(
         kind=kind, rows=result.rows, created=result.created, updated=result.updated, unchanged=result.unchanged))
 
 

@@ -351,6 +351,16 @@ class Flow:
         await self.offer_resume(update, context, draft)
         return None
 
+    async def _close_timed_out(self, context: GridContext, chat_id: int, draft: dict) -> None:
+        """Drop the draft and write that at once, as every step is written (a timeout runs as a job,
+        outside any update, so nothing else would persist it before a restart), then say so."""
+        context.draft = None
+        persistence = context.application.persistence
+        if persistence is not None and context._user_id is not None:
+            await persistence.update_user_data(context._user_id, context.user_data)
+            await persistence.flush()
+        await self._say_timed_out(context, chat_id, draft)
+
     async def _say_timed_out(self, context: GridContext, chat_id: int, draft: dict) -> None:
         context.lang = draft.get("lang", context.lang)
         await context.bot.send_message(
@@ -363,8 +373,7 @@ class Flow:
     async def _on_timeout(self, update: object, context: GridContext) -> None:
         draft = context.draft
         if isinstance(update, Update) and update.effective_chat and draft and draft.get("flow") == self.name:
-            context.draft = None
-            await self._say_timed_out(context, update.effective_chat.id, draft)
+            await self._close_timed_out(context, update.effective_chat.id, draft)
 
     # -- the PTB handler ------------------------------------------------------------------------
 
@@ -418,8 +427,7 @@ class Flow:
         draft = context.draft
         if not draft or draft["id"] != context.job.data or not self.expired(context, draft):
             return  # the user came back (or finished) since the restart
-        context.draft = None
-        await self._say_timed_out(context, context.job.chat_id, draft)
+        await self._close_timed_out(context, context.job.chat_id, draft)
 
 
 FLOW_BY_NAME: dict[str, Flow] = {}

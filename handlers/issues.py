@@ -161,8 +161,9 @@ DONE_MESSAGES = {
     "resolve": N_("✅ Issue {id} is resolved; a supervisor will verify it."),
     "hand_back": N_("↩️ Issue {id} is handed back for dispatch."),
     "verify": N_("✔️ Issue {id} is verified and closed."),
-    "reopen": N_("🔁 Issue {id} is reopened."),
+    "reopen": N_("🔁 Issue {id} is reopened and back with {name}, who resolved it."),
 }
+REOPENED_FOR_DISPATCH = N_("🔁 Issue {id} is reopened and waits for dispatch: assign it below.")
 
 
 # -- text helpers -------------------------------------------------------------------------------
@@ -299,7 +300,13 @@ async def notify_change(context: GridContext, result: TransitionResult, actor: M
         await _send(context, assignee, t("📥 A new task for you, from {name}:").format(name=esc(actor.display_name or "?")) + "\n\n"
                     + card(context, t, issue), action_markup(t, issue, assignee))
         told.add(assignee.id)
-    if action in ("resolve", "hand_back", "reopen"):
+    if action == "reopen" and assignee is not None and assignee.id not in told:
+        t = _t_for(context, assignee)
+        text = t("🔁 {name} reopened issue {id}, which you resolved: it is back with you.").format(name=esc(actor.display_name or "?"), id=issue.human_id)
+        text += "\n\n" + card(context, t, issue) + ("\n" + summary_line(t("Reason"), esc(note)) if note else "")
+        await _send(context, assignee, text, action_markup(t, issue, assignee))
+        told.add(assignee.id)
+    if action in ("resolve", "hand_back") or (action == "reopen" and assignee is None):
         headline = {"resolve": N_("✅ Issue {id} is resolved: please verify it."), "hand_back": N_("↩️ Issue {id} was handed back: please dispatch it again."),
                     "reopen": N_("🔁 Issue {id} was reopened: please dispatch it again.")}[action]
         await notify_dispatchers(context, issue, headline, actor, note)
@@ -810,7 +817,9 @@ async def _apply_note(update: Update, context: GridContext, draft: dict) -> str:
     except RuleError as err:
         await reply(update, context, issue_rule_message(context, err))
         return END
-    await tell_outcome(update, context, draft, [(_done_text(context, result), None)])
+    # A reopened issue nobody could take back: the supervisor who reopened it dispatches it from here.
+    markup = action_markup(context._, result.issue, member) if result.action == "reopen" and result.issue.assignee_id is None else None
+    await tell_outcome(update, context, draft, [(_done_text(context, result), markup)])
     await notify_change(context, result, member, d["note"])
     return END
 
@@ -839,7 +848,8 @@ NOTE_FLOW = register_flow(Flow(
 
 def _done_text(context: GridContext, result: TransitionResult) -> str:
     issue = result.issue
-    return context._(DONE_MESSAGES[result.action]).format(id=issue.human_id, name=esc(issue.assignee_name or "?"))
+    message = REOPENED_FOR_DISPATCH if result.action == "reopen" and issue.assignee_id is None else DONE_MESSAGES[result.action]
+    return context._(message).format(id=issue.human_id, name=esc(issue.assignee_name or "?"))
 
 
 async def _refresh(update: Update, context: GridContext, issue: IssueView, member: Member) -> None:

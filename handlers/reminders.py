@@ -9,16 +9,20 @@ Jobs (PTB JobQueue = APScheduler, calendar jobs in TIMEZONE, explicit misfire gr
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from babel.dates import format_date, format_skeleton, get_day_names
 
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import clock, delivery
 from bot.context import GridContext
+from bot.i18n import N_
 from handlers.common import esc, reply, requires
 from jobs import digest as digest_job
 from jobs import reminders as rjobs
+from jobs.scheduling import Schedule
 from models import outbox, periods
 from models import reminders as rm
 from models.tables import Role
@@ -129,27 +133,52 @@ async def digest_now_command(update: Update, context: GridContext) -> None:
 
 
 JOB_TITLES = {
-    "visit_pace": "visit-pace reminder", "overdue": "overdue reminder", "digest": "weekly digest",
-    "reinspection-reminders": "re-inspection reminder", "outbox": "outbox sender", "lease": "single-process lease",
+    "visit_pace": N_("visit-pace reminder"), "overdue": N_("overdue reminder"), "digest": N_("weekly digest"),
+    "reinspection-reminders": N_("re-inspection reminder"), "outbox": N_("outbox sender"), "lease": N_("single-process lease"),
 }
+
+
+def _moment(at: datetime, tz, language: str) -> str:  # noqa: ANN001
+    """周二 12月8日 08:07 / Tue Dec 8 08:07."""
+    local = at.astimezone(tz)
+    return f"{format_date(local, 'EEE', locale=language)} {format_skeleton('MMMd', local, locale=language)} {local:%H:%M}"
+
+
+def _days(schedule: Schedule, _, language: str) -> str:  # noqa: ANN001
+    """每天 / 周一至周五 / 周一、周四, in the reader's language."""
+    days = sorted(schedule.days)
+    if len(days) == 7:
+        return _("daily")
+    names = get_day_names("abbreviated", locale=language)  # 0 = Monday
+    if len(days) >= 3 and days == list(range(days[0], days[-1] + 1)):
+        return _("{first} to {last}").format(first=names[days[0] - 1], last=names[days[-1] - 1])
+    return _(", ").join(names[d - 1] for d in days)
 
 
 @requires(Role.ADMIN)
 async def schedule_command(update: Update, context: GridContext) -> None:
-    tz, settings = context.settings.tz, context.settings
+    """Each job's next and last run by the bot's own clock (the one the runs are claimed by), soonest
+    first; the repeating ones with their interval."""
+    tz, settings, _, language = context.settings.tz, context.settings, context._, context.lang
+    now = clock.now()
     async with context.db.session() as session:
         runs = await rm.all_runs(session)
-    lines = [context._("🗓 <b>Schedule</b> ({tz}; quiet hours {quiet})").format(tz=settings.timezone, quiet=settings.quiet_hours)]
-    jobs = sorted((j for j in context.job_queue.jobs() if j.name and not j.name.startswith("_")),
-                  key=lambda j: j.next_t.timestamp() if j.next_t else 0) if context.job_queue else []
-    for job in jobs:
-        nxt = job.next_t.astimezone(tz).strftime("%a %Y-%m-%d %H:%M") if job.next_t else "—"
-        line = context._("• {name}: next {next}").format(name=esc(job.name), next=nxt)
-        if job.name in settings.schedules:
-            line += f" ({settings.schedules[job.name]})"
-        if job.name in runs:
-            line += " · " + context._("last {when}").format(when=runs[job.name].last_scheduled_at.astimezone(tz).strftime("%m-%d %H:%M"))
+    lines = [_("🗓 <b>Schedule</b> ({tz}; quiet hours {quiet})").format(tz=settings.timezone, quiet=settings.quiet_hours)]
+    running = {j.name: j for j in context.job_queue.jobs()} if context.job_queue else {}
+    daily = sorted(((name, schedule, schedule.next(now, tz)) for name, schedule in settings.schedules.items() if name in running),
+                   key=lambda item: item[2])
+    for name, schedule, nxt in daily:
+        line = _("• {name}: next {next} ({days} {time})").format(
+            name=_(JOB_TITLES.get(name, name)), next=_moment(nxt, tz, language), days=_days(schedule, _, language), time=f"{schedule.at:%H:%M}")
+        if name in runs:
+            line += " · " + _("last {when}").format(when=_moment(runs[name].last_scheduled_at, tz, language))
         lines.append(line)
+    for name, job in sorted(running.items()):
+        if name in settings.schedules or name.startswith("_") or job.job.trigger is None:
+            continue
+        interval = getattr(job.job.trigger, "interval", None)
+        if interval is not None:
+            lines.append(_("• {name}: every {seconds} s").format(name=_(JOB_TITLES.get(name, name)), seconds=f"{interval.total_seconds():g}"))
     await reply(update, context, "\n".join(lines))
 
 

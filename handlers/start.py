@@ -86,10 +86,24 @@ JOIN_RULES = {
 }
 
 
+# A few commands do less for some roles: a worker's /tasks has nothing to dispatch or verify.
+FOR_ROLE = {
+    ("tasks", Role.WORKER): N_("your assigned issues: start, resolve or hand back each"),
+    ("users", Role.ADMIN): N_("every user, with role and grids"),
+}
+# /help for supervisors and admins, who have many commands, in groups (workers get one short list).
+GROUPS = (
+    (N_("Daily work"), ("visit", "patrol", "report", "tasks", "issue", "due", "my", "shop", "shop_add", "void", "correct")),
+    (N_("Figures"), ("stats", "overdue", "workers", "grids", "summary", "digest_now")),
+    (N_("People"), ("users", "invite", "setrole", "setgrid", "deactivate", "forget")),
+    (N_("Ledgers"), ("import", "export", "grid_add", "targets", "outbox", "schedule")),
+)
+
+
 def commands_for(role: Role | None) -> list[tuple[str, str]]:
     if role is None:
         return GUEST_COMMANDS
-    return [(c, d) for c, d, roles in COMMANDS if role in roles]
+    return [(c, FOR_ROLE.get((c, role), d)) for c, d, roles in COMMANDS if role in roles]
 
 
 def help_text(context: GridContext) -> str:
@@ -97,7 +111,15 @@ def help_text(context: GridContext) -> str:
     if member is None or not member.active:
         return not_registered_text(context)
     lines = [context._("Your role: {role}. Your commands:").format(role=role_name(context, member.role))]
-    lines += [f"/{cmd} — {esc(context._(desc))}" for cmd, desc in commands_for(member.role)]
+    mine = commands_for(member.role)
+    if member.role == Role.WORKER:
+        lines += [f"/{cmd} — {esc(context._(desc))}" for cmd, desc in mine]
+        return "\n".join(lines)
+    grouped = {c for _title, names in GROUPS for c in names}
+    for title, names in (*GROUPS, (N_("Other"), tuple(c for c, _d in mine if c not in grouped))):
+        part = [f"/{cmd} — {esc(context._(desc))}" for cmd, desc in mine if cmd in names]
+        if part:
+            lines += ["", f"<b>{esc(context._(title))}</b>", *part]
     return "\n".join(lines)
 
 

@@ -6,6 +6,8 @@ stateDiagram-v2
     HOUSEHOLD --> HOUSEHOLD: address text (paged results)
     HOUSEHOLD --> PEOPLE: pick a household
     HOUSEHOLD --> NEW_ADDRESS: ➕ new household
+    NEW_ADDRESS --> NEW_ADDRESS: address already registered (offered)
+    NEW_ADDRESS --> PEOPLE: 🏠 the registered household
     NEW_ADDRESS --> NEW_GRID: address (several grids)
     NEW_ADDRESS --> NEW_TAGS: address (one grid)
     NEW_GRID --> NEW_TAGS: grid
@@ -68,6 +70,7 @@ from models.visits import (
     VisitDraft,
     HouseholdRow,
     get_household,
+    households_at,
     last_visit_at,
     save_visit,
     search_households,
@@ -186,16 +189,42 @@ async def new_address_text(update: Update, context: GridContext, draft: dict) ->
         await reply(update, context, rule_message(context, err, RULE_MESSAGES))
         return STAY
     data = draft["data"]
+    async with context.db.session() as session:
+        existing = await households_at(session, data["grid_ids"], address)
+    data.update(taken_grids=[h.grid_id for h in existing], typed_address=address)
+    if existing:
+        # Already registered: the worker means that household (a new one only in a grid without it).
+        rows = [[button(f"🏠 {h.address} · {h.grid_code}", draft, "pick", h.id)] for h in existing]
+        if len(existing) < len(data["grid_ids"]):
+            rows.append([button(context._("➕ A new household in another grid"), draft, "elsewhere")])
+        await reply(update, context, context._("🏠 «{address}» is already registered. Tap it to visit that household, or type another address.").format(
+            address=esc(address)), reply_markup=keyboard(rows))
+        return STAY
+    return _new_household(data, address)
+
+
+def _new_household(data: dict, address: str) -> str:
+    free = [g for g in data["grid_ids"] if g not in data.get("taken_grids", [])]
     data.update(household_id=None, address=address, new_household={"address": address, "tags": [], "grid_id": None})
-    if len(data["grid_ids"]) == 1:
-        data["new_household"]["grid_id"] = data["grid_ids"][0]
+    if len(free) == 1:
+        data["new_household"]["grid_id"] = free[0]
         return NEW_TAGS
     return NEW_GRID
 
 
+async def new_address_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+    data = draft["data"]
+    if action == "pick":
+        return await household_button(update, context, draft, "pick", arg)  # checks the household is in the worker's grids
+    if action == "elsewhere" and data.get("typed_address") and len(data.get("taken_grids", [])) < len(data["grid_ids"]):
+        return _new_household(data, data["typed_address"])
+    return STALE
+
+
 async def ask_new_grid(update: Update, context: GridContext, draft: dict) -> None:
+    data = draft["data"]
     async with context.db.session() as session:
-        grids = await grids_by_ids(session, draft["data"]["grid_ids"])
+        grids = await grids_by_ids(session, [g for g in data["grid_ids"] if g not in data.get("taken_grids", [])])
     await reply(
         update, context, context._("Which grid is this household in?"),
         reply_markup=keyboard([[button(f"{g.code} · {g.name}", draft, "grid", g.id)] for g in grids]),
@@ -204,7 +233,7 @@ async def ask_new_grid(update: Update, context: GridContext, draft: dict) -> Non
 
 async def new_grid_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     data = draft["data"]
-    if action != "grid" or not arg.isdigit() or int(arg) not in data["grid_ids"]:
+    if action != "grid" or not arg.isdigit() or int(arg) not in data["grid_ids"] or int(arg) in data.get("taken_grids", []):
         return STALE
     data["new_household"]["grid_id"] = int(arg)
     async with context.db.session() as session:
@@ -407,7 +436,8 @@ VISIT_FLOW = register_flow(Flow(
     begin=begin,
     steps=[
         Step(HOUSEHOLD, ask_household, N_("part of an address to search, or a button"), on_text=household_text, on_button=household_button),
-        Step(NEW_ADDRESS, ask_new_address, N_("the new household's address as text"), on_text=new_address_text, main=False),
+        Step(NEW_ADDRESS, ask_new_address, N_("the new household's address as text"), on_text=new_address_text, on_button=new_address_button,
+             main=False),
         Step(NEW_GRID, ask_new_grid, N_("a grid, chosen with the buttons"), on_button=new_grid_button, main=False),
         Step(NEW_TAGS, ask_new_tags, N_("tags chosen with the buttons, then Done"), on_button=new_tags_button, on_done=new_tags_done, main=False),
         Step(PEOPLE, ask_people, N_("the number of people met, 0 to 20"), on_text=people_text),

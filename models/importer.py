@@ -19,9 +19,10 @@ flowchart LR
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -240,6 +241,10 @@ def _when(text: str, tz: ZoneInfo) -> datetime:
         if not 2000 <= parsed.year <= 2100:
             break
         return parsed.replace(tzinfo=tz)
+    shape = re.match(r"^(\d{4})-(\d{1,2})-(\d{1,2})\b", raw)
+    if shape and 2000 <= int(shape[1]) <= 2100 and 1 <= int(shape[2]) <= 12:
+        # The form is right, the day is not (2026/11/31, 2021-02-29): say that, not "not a date".
+        raise _Bad("no_such_day", value=text, month=f"{shape[1]}-{int(shape[2]):02d}", days=calendar.monthrange(int(shape[1]), int(shape[2]))[1])
     raise _Bad("bad_date", value=text)
 
 
@@ -538,6 +543,43 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
     raise ValueError(kind)
 
 
+def _column_problems(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo, categories: dict[str, float]) -> list[_Bad]:
+    """Every column of a refused row checked on its own, so the report names all that is wrong with
+    the row at once (the row's own check stops at the first problem)."""
+    def given(key: str, check: Callable[[], object]) -> Callable[[], object]:
+        return check if one_line(cell(key)) else (lambda: None)
+
+    def among(key: str, allowed: Collection[str]) -> Callable[[], object]:
+        def check() -> None:
+            bad = [v for v in _list(cell(key)) if v not in allowed]
+            if bad:
+                raise _Bad("bad_value", value=bad[0])
+        return check
+
+    grid, address = (lambda: _grid(lk, cell("grid"))), (lambda: _text(cell("address"), 2, 200, "address"))
+    checks: dict[str, list[Callable[[], object]]] = {
+        "grids": [lambda: _text(cell("name"), 1, 100, "name"), given("target", lambda: _percent(cell("target")))],
+        "households": [grid, address, among("tags", HOUSEHOLD_TAGS), lambda: _opt(cell("head_name"), 64, "head_name"),
+                       lambda: _opt(cell("head_phone"), 32, "head_phone")],
+        "residents": [grid, address, lambda: _text(cell("name"), 1, 64, "name"), among("tags", RESIDENT_TAGS)],
+        "shops": [grid, address, lambda: _text(cell("name"), 1, 100, "name"), among("category", SHOP_CATEGORIES)],
+        "workers": [lambda: _int(cell("telegram_id"), 1, 2**53), lambda: _text(cell("name"), 1, 64, "name"), among("grids", lk.grids)],
+        "visits": [lambda: _when(cell("visited_at"), tz), grid, address, lambda: _worker(lk, cell("worker")),
+                   lambda: _int(cell("people_met"), 0, MAX_PEOPLE_MET, default=1), among("situation", SITUATIONS)],
+        "patrols": [lambda: _when(cell("patrolled_at"), tz), grid, lambda: _text(cell("shop"), 1, 100, "shop"), lambda: _worker(lk, cell("worker"))],
+        "issues": [lambda: _when(cell("reported_at"), tz), grid, among("category", categories), lambda: _text(cell("description"), 1, 1000, "description"),
+                   lambda: _worker(lk, cell("reporter"), "reporter"), given("resolved_at", lambda: _when(cell("resolved_at"), tz)),
+                   given("due", lambda: _when(cell("due"), tz)), given("assignee", lambda: _worker(lk, cell("assignee"), "assignee"))],
+    }
+    found = []
+    for check in checks.get(kind, []):
+        try:
+            check()
+        except _Bad as bad:
+            found.append(bad)
+    return found
+
+
 def _as_headed(kind: str, details: dict, index: dict[str, int], headers: list[str]) -> dict:
     """A problem names a column as the file's header does (解决时间, not resolved_at); a column the
     file lacks by its first Chinese name."""
@@ -578,7 +620,9 @@ async def validate(session: AsyncSession, kind: str, headers: list[str], rows: l
         try:
             key, record = _row_record(kind, cell, lk, tz, default_target, categories, rectify_days)
         except _Bad as bad:
-            problems.append(Problem(line, bad.code, _as_headed(kind, bad.details, index, headers)))
+            found = [(bad.code, bad.details)]
+            found += [(b.code, b.details) for b in _column_problems(kind, cell, lk, tz, categories) if (b.code, b.details) not in found]
+            problems += [Problem(line, code, _as_headed(kind, details, index, headers)) for code, details in found]
             continue
         if kind == "patrols" and key in seen:
             # Another finding of the same patrol (the long layout): one shop at one time is one patrol.

@@ -492,6 +492,8 @@ async def transition(
         values["assignee_id"] = assignee_id
     elif action in ("hand_back", "reopen"):
         values["assignee_id"] = None  # back to the dispatch queue
+    # A reopened issue goes straight back to whoever resolved it, when they still can take it.
+    resolver = await _resolver(session, issue, actor) if action == "reopen" else None
     conditions = [col(Issue.id) == issue_id, col(Issue.status) == issue.status, NOT_VOIDED]
     if rule.who == ASSIGNEE:
         conditions.append(col(Issue.assignee_id) == actor.id)
@@ -508,10 +510,33 @@ async def transition(
             session.add_all(_photo_rows(issue_id, event.id, photos, "after"))
             await session.flush()
         event_id = event.id
+        to_status = rule.target
+        if resolver is not None:
+            to_status = TRANSITIONS["assign"].target
+            await session.exec(update(Issue).where(col(Issue.id) == issue_id).values(status=to_status, assignee_id=resolver))  # type: ignore[call-overload]
+            session.add(IssueEvent(issue_id=issue_id, at=values["updated_at"], actor_id=actor.id, action="assign", from_status=rule.target,
+                                   to_status=to_status, assignee_id=resolver))
+            await session.flush()
     session.expire_all()
     view = await get_issue(session, issue_id)
     assert view is not None
-    return TransitionResult(view, event_id, from_status, rule.target, action)
+    return TransitionResult(view, event_id, from_status, to_status, action)
+
+
+async def _resolver(session: AsyncSession, issue: Issue, actor: Member) -> int | None:
+    """Who resolved a resolved or closed issue (its latest resolution), if they may still be assigned it."""
+    if issue.status not in DONE_STATUSES:
+        return None
+    resolver = (await session.exec(
+        select(IssueEvent.actor_id).where(IssueEvent.issue_id == issue.id, IssueEvent.to_status == RESOLVED)
+        .order_by(col(IssueEvent.at).desc(), col(IssueEvent.id).desc()).limit(1))).first()
+    if resolver is None:
+        return None
+    try:
+        await _assignee_ok(session, issue, actor, resolver)
+    except RuleError:
+        return None  # left the grid or the bot: the dispatch queue
+    return resolver
 
 
 # -- creating: human ids, deadlines, idempotent submit ------------------------------------------------

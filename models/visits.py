@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import String, cast, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -62,12 +63,19 @@ def validate_address(text: str) -> str:
 async def search_households(
     session: AsyncSession, grid_ids: list[int], query: str, offset: int = 0, limit: int = 6
 ) -> tuple[list[HouseholdRow], int]:
-    """Active households of `grid_ids` whose address contains every word of `query`."""
+    """Active households of `grid_ids` matching every word of `query`: a part of the address or of
+    the head's name, or a part of a tag (独居 finds the 独居老人 households)."""
     if not grid_ids:
         return [], 0
     conditions = [col(Household.grid_id).in_(grid_ids), col(Household.active).is_(True)]
+    tags_text = cast(Household.tags, String)
     for word in one_line(query).split():
-        conditions.append(col(Household.address).ilike(f"%{_escape_like(word)}%", escape="\\"))
+        like = f"%{_escape_like(word)}%"
+        either = [col(Household.address).ilike(like, escape="\\"), col(Household.head_name).ilike(like, escape="\\")]
+        for tag in (t for t in HOUSEHOLD_TAGS if word in t):
+            # JSON text holds the tag as written or \u-escaped, depending on the serializer: match both.
+            either += [tags_text.like(f"%{_escape_like(form)}%", escape="\\") for form in {json.dumps(tag), json.dumps(tag, ensure_ascii=False)}]
+        conditions.append(or_(*either))
     total = (await session.exec(select(func.count()).select_from(Household).where(*conditions))).one()
     rows = await session.exec(
         select(Household, Grid.code)
@@ -78,6 +86,19 @@ async def search_households(
         .limit(limit)
     )
     return [HouseholdRow(h.id, h.grid_id, code, h.address, tuple(h.tags)) for h, code in rows.all()], total
+
+
+async def households_at(session: AsyncSession, grid_ids: list[int], address: str) -> list[HouseholdRow]:
+    """The active households of `grid_ids` registered at exactly this address (case and spaces
+    aside): a worker adding a "new" household there means one of these. (A moved-out one at the
+    address is registered again when the visit is saved.)"""
+    key = func.lower(func.replace(Household.address, " ", ""))
+    rows = await session.exec(
+        select(Household, Grid.code).join(Grid, col(Grid.id) == Household.grid_id)
+        .where(col(Household.grid_id).in_(grid_ids), col(Household.active).is_(True), key == "".join(address.split()).lower())
+        .order_by(Grid.code)
+    )
+    return [HouseholdRow(h.id, h.grid_id, code, h.address, tuple(h.tags)) for h, code in rows.all()]
 
 
 async def get_household(session: AsyncSession, household_id: int, grid_ids: list[int]) -> HouseholdRow | None:

@@ -137,6 +137,25 @@ async def test_targets_and_workers(app, api, db):
     assert re.search(r"G01 .*target 25%", texts(out)) and re.search(r"G02 .*target 20%", texts(out))
     out = await admin.send("/workers 2026-05")
     assert "王芳" in texts(out) and "0 / 0 / 0" in texts(out)
+    workers, supervisors = texts(out).split("Supervisors")
+    assert "王芳" in workers and "李强" in workers and "张伟" not in workers and "张伟" in supervisors  # 张伟 supervises G01
+
+
+async def test_help_fits_the_role(app, api, db):
+    await seed(db)
+    worker = Tg(app, api, WORKER_A)
+    text = texts(await worker.send("/help"))
+    assert "/tasks — your assigned issues: start, resolve or hand back each" in text
+    assert "dispatch" not in text and "verify" not in text and "Daily work" not in text
+    admin = await join_as_admin(app, api)
+    text = texts(await admin.send("/help"))
+    assert "/users — every user, with role and grids" in text and "your grids" not in text.split("/users")[1].split("\n")[0]
+    headings = [h for h in ("Daily work", "Figures", "People", "Ledgers", "Other") if h in text]
+    assert headings == ["Daily work", "Figures", "People", "Ledgers", "Other"]
+    assert text.index("/import") > text.index("Ledgers") > text.index("/invite") > text.index("People")
+    supervisor = Tg(app, api, SUPERVISOR_A)
+    text = texts(await supervisor.send("/help"))
+    assert "/users — the users of your grids" in text and "/tasks — issues waiting for you: to do, to dispatch, to verify" in text
 
 
 async def test_role_of_new_user_without_grid_is_refused(db):

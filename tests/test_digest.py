@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from bot import clock
 from handlers.reminders import on_startup
+from jobs import reminders as rjobs
 from jobs.reminders import run_job
 from models.patrols import Finding, Patrol, Shop
 from tests.conftest import ADMIN_ID, TOKEN, Tg
@@ -81,8 +82,21 @@ async def test_digest_now_and_schedule_for_admins(app, api, db):
     assert await rows(db) == []  # to the caller only, not through the outbox
     out = await admin.send("/schedule")
     text = out[-1]["text"]
-    assert "quiet hours 21:00-08:00" in text and "visit_pace: next" in text and "(mon,thu 09:07)" in text and "digest: next" in text
-    assert "(mon 08:07)" in text and "last 05-11 08:07" in text and "outbox: next" in text
+    assert "quiet hours 21:00-08:00" in text and "visit-pace reminder: next" in text and "(Mon, Thu 09:07)" in text
+    assert "weekly digest: next Mon May 18 08:07 (Mon 08:07) · last Mon May 11 08:07" in text and "outbox sender: every 2 s" in text
+    lines = [line for line in text.splitlines() if line.startswith("•")]
+    assert lines[0].startswith("• overdue reminder: next Fri May 15 08:37 (daily 08:37)")  # soonest first
+    assert "visit-pace reminder: next Mon May 18 09:07 (Mon, Thu 09:07) · last Thu May 14 09:07" in text
     worker = Tg(app, api, WORKER_A)
     assert "not available for your role" in (await worker.send("/digest_now"))[-1]["text"]
+
+    # The clock moves on past Monday's digest: the last run is that digest, the next one a week on (never before the last).
     clock.advance(timedelta(days=4))
+    assert "digest" in await rjobs.catch_up(app)
+    zh = Tg(app, api, ADMIN_ID, language_code="zh-hans")
+    await zh.send("/lang")
+    await zh.press("中文")
+    text = (await zh.send("/schedule"))[-1]["text"]
+    assert "每周摘要：下次 周一 5月25日 08:07（周一 08:07） · 上次 周一 5月18日 08:07" in text
+    assert "走访进度提醒：下次 周四 5月21日 09:07（周一、周四 09:07）" in text and "消息发送：每 2 秒" in text and "逾期提醒：下次 周二 5月19日 08:37（每天 08:37）" in text
+    assert "digest" not in text and "mon" not in text

@@ -42,6 +42,9 @@ CASES = {
     "duplicate key": ("households", "grid,address\nG01,7栋1单元1\nG01,7栋1单元1\n", [(3, "duplicate_key")]),
     "out of range": ("visits", "date,grid,address,worker,people met\n2021-03-01,G01,3栋1单元101,1001,99\n", [(2, "out_of_range")]),
     "worker of another grid": ("visits", "date,grid,address,worker\n2021-03-01,G01,3栋1单元101,1002\n", [(2, "worker_not_in_grid")]),
+    "no such day": ("visits", "date,grid,address,worker\n2026/11/31,G01,3栋1单元101,1001\n", [(2, "no_such_day")]),
+    "several in one row": ("visits", "date,grid,address,worker,people met\n2021-13-01,G99,,1001,99\n",
+                           [(2, "bad_date"), (2, "unknown_grid"), (2, "missing_value"), (2, "out_of_range")]),
     "several at once": ("households", "grid,address,tags\nG99,1号,\nG01,,\nG01,2号,外星人\n",
                         [(2, "unknown_grid"), (3, "missing_value"), (4, "bad_value")]),
 }
@@ -72,6 +75,9 @@ async def test_problems_name_columns_as_the_file_does(db):
     with pytest.raises(ImportRefused) as refused:
         await do_import(db, "visits", "date,grid,address,worker\n2021-03-01,G01,3栋1单元101,1002\n".encode())
     assert report(refused.value.problems, gettext_for("en")) == ["row 2: «1002» is neither a worker nor the supervisor of grid G01, nor an admin"]
+    with pytest.raises(ImportRefused) as refused:
+        await do_import(db, "visits", "date,grid,address,worker\n2026/11/31,G01,3栋1单元101,1001\n".encode())
+    assert report(refused.value.problems, gettext_for("en")) == ["row 2: «2026/11/31»: there is no such day (2026-11 has 30 days)"]
 
 
 def test_wrong_encoding_is_refused():
@@ -115,7 +121,7 @@ async def test_import_a_document_in_chat(app, api, db):
     # A bad file: the report, nothing written.
     await admin.send("/import households")
     await admin.raw(api.send_document("123456:TEST", admin.user_id, b"grid,address\nG09,1\n", "h.csv", first_name="Admin", language_code="en"))
-    assert "Import refused: 1 problem(s); nothing was written." in admin.last
+    assert "Import refused: 2 problems; nothing was written." in admin.last and "row 2: «address» must be 2 to 200 characters" in admin.last
     assert "row 2: unknown grid «G09»" in admin.last
     assert await count(db, Household) == 0
     # A document without /import first.

@@ -173,8 +173,62 @@ async def test_reject_needs_a_reason_and_reopen(app, api, db):
     await supervisor.press("Reopen")
     await supervisor.send("复查仍存在")
     assert [e[:3] for e in await events(db, issue.id)][-2:] == [("reject", "reported", "rejected"), ("reopen", "rejected", "reopened")]
-    assert "please dispatch it again" in supervisor.last or "is reopened" in supervisor.last
+    # Nobody resolved it: it waits for dispatch, and the supervisor dispatches it from the confirmation.
+    assert "is reopened and waits for dispatch" in supervisor.last
+    assert "👤 Assign" in [t for t, _ in buttons(supervisor.bot_messages()[-1])]
     assert "is now reopened" in worker.last
+
+
+async def test_a_reopened_issue_goes_back_to_whoever_resolved_it(app, api, db):
+    s = await seed_issues(db)
+    worker, supervisor = await users(app, api, WORKER_A, SUPERVISOR_A)
+    await report(worker, category="Illegal ground locks")
+    await worker.press("Resolved on the spot")
+    await worker.send("已联系车主拆除地锁")
+    await worker.photo(AFTER)
+    await worker.send("/done")
+    (issue,) = await rows(db, Issue)
+    clock.advance(timedelta(hours=2))
+    await supervisor.send("/tasks")
+    await supervisor.press("Reopen")
+    out = await supervisor.send("地锁又装回去了")
+    assert "Issue 2605-0001 is reopened and back with" in texts(out)
+    assert [e[:4] for e in await events(db, issue.id)][1:] == [("reopen", "resolved", "reopened", s.base.supervisor_a.id),
+                                                               ("assign", "reopened", "assigned", s.base.supervisor_a.id)]
+    after = (await rows(db, Issue))[0]
+    assert (after.status, after.assignee_id) == ("assigned", s.worker_a.id)
+    # The worker is told why, with the buttons to work it, and finds it in /tasks.
+    told = worker.bot_messages()[-1]
+    assert "reopened issue 2605-0001, which you resolved" in told["text"] and "地锁又装回去了" in told["text"]
+    assert {"Start", "Resolved"} <= {t.split(" ", 1)[-1] for t, _ in buttons(told)}
+    out = await worker.send("/tasks")
+    assert "2605-0001" in texts(out)
+    await worker.press("Resolved")
+    await worker.send("已再次拆除")
+    await worker.send("/skip")
+    assert (await rows(db, Issue))[0].status == "resolved"
+
+
+async def test_a_reopened_issue_whose_resolver_left_waits_for_dispatch(app, api, db):
+    s = await seed_issues(db)
+    worker, supervisor = await users(app, api, WORKER_A, SUPERVISOR_A)
+    await report(worker, category="Illegal ground locks")
+    await worker.press("Resolved on the spot")
+    await worker.send("已联系车主拆除地锁")
+    await worker.photo(AFTER)
+    await worker.send("/done")
+    (issue,) = await rows(db, Issue)
+    admin = Tg(app, api, ADMIN_ID)
+    await admin.send(f"/deactivate {WORKER_A} 调离")
+    await supervisor.send("/issue 2605-0001")
+    await supervisor.press("Reopen")
+    out = await supervisor.send("地锁又装回去了")
+    assert "is reopened and waits for dispatch" in texts(out)
+    after = (await rows(db, Issue))[0]
+    assert (after.status, after.assignee_id) == ("reopened", None)
+    out = await supervisor.press("Assign", supervisor.bot_messages()[-1])
+    picker = [t for m in [*out, supervisor.bot_messages()[-1]] for t, _ in buttons(m)]
+    assert any("赵敏" in t for t in picker)  # the grid's other worker, still active
 
 
 async def test_hand_back_returns_it_for_dispatch(app, api, db):

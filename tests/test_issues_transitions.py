@@ -67,6 +67,11 @@ async def test_every_status_action_role(db, status, action, role):
         return
     assert allowed, "the table does not allow this, but it was done"
     (st, assignee_after, updated), events = await state(db, issue_id)
+    if action == "reopen" and status == "resolved":
+        # Back with whoever resolved it (the seed's resolved event is the reporter's), in a second event.
+        assert (st, assignee_after, result.to_status, result.from_status) == ("assigned", s.worker_a2.id, "assigned", status)
+        assert [e[1:] for e in events[-2:]] == [("reopen", status, "reopened"), ("assign", "reopened", "assigned")]
+        return
     assert st == target == result.to_status and result.from_status == status
     assert updated == clock.now()
     assert len(events) == len(before[1]) + 1

@@ -47,15 +47,16 @@ async def _import(db, kind: str, data: bytes, name: str) -> None:  # noqa: ANN00
 
 
 async def _history(db) -> None:  # noqa: ANN001
-    """A lifecycle the chat makes: dispatch, start, resolve, reopen, resolve again, verify; and a
-    resolved issue reopened (a status only the events sheet can carry)."""
+    """A lifecycle the chat makes: dispatch, start, resolve, reopen (back to the resolver), resolve
+    again, verify; a resolved issue reopened (back with its resolver: 已派单) and a rejected one
+    reopened (重新办理): statuses only the events sheet can carry."""
     async with db.session() as s:
         supervisor, worker = await get_member(s, 900003), await get_member(s, 900002)
         issues = {i.human_id: i.id for i in (await s.exec(select(Issue))).all()}
     steps = [("2106-0001", "assign", supervisor, "reported", None, worker.id), ("2106-0001", "start", worker, "assigned", None, None),
              ("2106-0001", "resolve", worker, "in_progress", "疏通完毕", None), ("2106-0001", "reopen", supervisor, "resolved", "仍有积水", None),
-             ("2106-0001", "assign", supervisor, "reopened", None, worker.id), ("2106-0001", "resolve", worker, "assigned", "二次疏通", None),
-             ("2106-0001", "verify", supervisor, "resolved", None, None), ("2102-0001", "reopen", supervisor, "resolved", "地锁未拆", None)]
+             ("2106-0001", "resolve", worker, "assigned", "二次疏通", None), ("2106-0001", "verify", supervisor, "resolved", None, None),
+             ("2102-0001", "reopen", supervisor, "resolved", "地锁未拆", None), ("2103-0001", "reopen", supervisor, "rejected", "并非重复", None)]
     for n, (number, action, actor, expected, note, assignee) in enumerate(steps):
         clock.freeze(clock.now() + timedelta(minutes=30 + n))
         async with db.session() as s:
@@ -67,7 +68,7 @@ async def test_export_import_export_gives_the_same_ledgers(db):
     await _history(db)
     first = {kind: await _export(db, kind) for kind in LEDGERS}
     issues_sheet, events_sheet = _cells(first["issues"])
-    assert ("2102-0001", "重新办理") in [(r[0], r[7]) for r in issues_sheet[1]]
+    assert {("2102-0001", "已派单", "王芳"), ("2103-0001", "重新办理", None)} <= {(r[0], r[7], r[9]) for r in issues_sheet[1]}
     assert [r[3] for r in events_sheet[1] if r[0] == "2106-0001"] == [
         "上报", "派单", "开始处置", "处置完成", "重新办理", "派单", "处置完成", "核实办结"]
     assert ("派单", "待派单", "已派单", "李强") in [r[3:7] for r in events_sheet[1]]
@@ -83,7 +84,7 @@ async def test_export_import_export_gives_the_same_ledgers(db):
         assert _cells(second[kind]) == _cells(first[kind]), kind
     async with db.session() as s:
         statuses = dict((await s.exec(select(Issue.human_id, Issue.status))).all())
-    assert statuses == {"2101-0001": "closed", "2102-0001": "reopened", "2103-0001": "rejected", "2106-0001": "closed"}
+    assert statuses == {"2101-0001": "closed", "2102-0001": "assigned", "2103-0001": "reopened", "2106-0001": "closed"}
 
 
 async def test_issue_history_that_does_not_fit_is_refused(db):
@@ -95,8 +96,8 @@ async def test_issue_history_that_does_not_fit_is_refused(db):
         path = EXAMPLES / f"{kind}.csv"
         await _import(db, kind, path.read_bytes(), path.name)
     (headers, rows), (event_headers, events) = read_upload("issues", data, "issues.xlsx")
-    # The last event of 2102-0001 dropped: its history ends 已处置（待核实）, the sheet says 重新办理.
-    trimmed = [e for e in events if not (e[0] == "2102-0001" and e[3] == "重新办理")]
+    # The last event of 2103-0001 dropped: its history ends 不予受理, the sheet says 重新办理.
+    trimmed = [e for e in events if not (e[0] == "2103-0001" and e[3] == "重新办理")]
     forged = [*trimmed, ["2109-0009", "2021-06-01 10:00", "张伟", "派单", "待派单", "已派单", "李强", ""]]
     try:
         async with db.session() as s:
@@ -105,13 +106,13 @@ async def test_issue_history_that_does_not_fit_is_refused(db):
         problems = {(p.code, p.details.get("number")) for p in refused.problems}
     else:
         raise AssertionError("a history that does not fit was imported")
-    assert problems == {("history_mismatch", "2102-0001"), ("unknown_issue", "2109-0009")}
+    assert problems == {("history_mismatch", "2103-0001"), ("unknown_issue", "2109-0009")}
     # Without the events sheet, a status that needs its history is refused by name.
     try:
         async with db.session() as s:
             await run_import(s, "issues", headers, rows, SH, 0.2, CATEGORIES)
     except ImportRefused as refused:
-        assert [(p.code, p.details.get("value")) for p in refused.problems] == [("status_needs_history", "重新办理")]
+        assert [(p.code, p.details.get("value")) for p in refused.problems] == [("status_needs_history", "已派单"), ("status_needs_history", "重新办理")]
     else:
         raise AssertionError("a reopened issue was imported without its history")
     async with db.session() as s:

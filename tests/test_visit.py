@@ -127,6 +127,44 @@ async def test_new_household_on_the_spot(app, api, db):
     assert visit.notes is None and visit.photos == [] and visit.latitude is None
 
 
+async def test_new_household_at_a_registered_address_offers_that_household(app, api, db):
+    s = await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await u.send("/visit")
+    await u.press("New household")
+    out = await u.send("3栋1单元 101")  # registered as 3栋1单元101
+    assert "«3栋1单元 101» is already registered" in texts(out)
+    assert [t for t, _ in buttons(out[-1])] == ["🏠 3栋1单元101 · G01"]  # one grid: no "new household in another grid"
+    out = await u.press("3栋1单元101 · G01")
+    assert "Household: 3栋1单元101" in texts(u.bot_messages()) and "Step 2/7" in texts(out) and u.draft["step"] == "PEOPLE"
+    await u.send("1")
+    await u.press("Normal")
+    await u.press("Done")
+    await u.send("/skip")
+    await u.send("/done")
+    await u.send("/skip")
+    assert "(new household)" not in u.last
+    await u.press("Save")
+    (visit,) = await rows(db, Visit)
+    assert visit.household_id == s.households_a[0] and len(await rows(db, Household)) == 10
+
+
+async def test_search_by_head_name_and_tag(app, api, db):
+    s = await seed(db)
+    async with db.session() as session:
+        house = await session.get(Household, s.households_a[2])
+        house.head_name = "刘建国"
+        await session.commit()
+    u = Tg(app, api, WORKER_A)
+    await u.send("/visit")
+    out = await u.send("建国")
+    assert "Matches for «建国»: 1 " in texts(out) and "3栋1单元103" in str(buttons(out[-1]))
+    out = await u.send("独居")
+    assert "Matches for «独居»: 1 " in texts(out) and "3栋1单元101" in str(buttons(out[-1]))
+    out = await u.send("独居 102")  # every word must match, each in any field
+    assert "No household of your grids matches" in texts(out)
+
+
 WRONG_INPUTS = ["sticker", "photo", "text", "location", "stale_button", "skip", "done"]
 # The kinds each step takes; everything else must be refused.
 ACCEPTS = {
@@ -355,6 +393,39 @@ async def test_draft_left_open_across_a_restart_still_times_out(settings, db, ap
     out = await u.send("/visit")
     assert "Step 1/7" in texts(out)
     await stop_app(app2)
+
+
+async def test_a_timed_out_form_is_announced_once_across_restarts(settings, db, api):
+    """The timeout is written like any other step: the next start-up finds no draft to time out again."""
+    import asyncio
+
+    from handlers import on_startup
+
+    await seed(db)
+    app1 = await make_app(settings, db, api)
+    await walk_to(Tg(app1, api, WORKER_A), "PEOPLE")
+    await stop_app(app1)
+    clock.advance(timedelta(minutes=20))
+    app2 = await make_app(settings, db, api)
+    u = Tg(app2, api, WORKER_A)
+    await on_startup(app2)
+    for _ in range(100):
+        if "No reply for 15 minutes" in u.last:
+            break
+        await asyncio.sleep(0.05)
+    notices = [m for m in u.bot_messages() if "No reply for 15 minutes" in m.get("text", "")]
+    assert len(notices) == 1
+    async with db.session() as s:
+        (user,) = (await s.exec(select(PersistedState).where(PersistedState.kind == "user_data"))).all()
+    assert "draft" not in user.data  # written at once, not at the next update
+    await stop_app(app2)
+
+    app3 = await make_app(settings, db, api)
+    u3 = Tg(app3, api, WORKER_A)
+    await on_startup(app3)
+    await asyncio.sleep(1.5)  # when a second timeout would have run
+    assert len([m for m in u3.bot_messages() if "No reply for 15 minutes" in m.get("text", "")]) == 1 and u3.draft is None
+    await stop_app(app3)
 
 
 async def test_a_forged_toggle_for_an_option_that_does_not_exist_is_answered_and_changes_nothing(app, api, db):
