@@ -238,10 +238,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _period(text: str, settings: Settings):  # noqa: ANN202
+    from bot import clock
     from models import periods
 
     try:
-        return periods.parse(text, settings.tz)
+        return periods.parse(text, settings.tz, clock.now())
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 
 from models import stats
 from models.importer import EVENTS_SHEET
@@ -31,14 +33,29 @@ SUMMARY_HEADERS = (
 )
 
 
+def _width(value: object) -> int:
+    """Display width of a cell: a Chinese character takes two columns."""
+    text = str(value) if value is not None else ""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def _sheet(wb: Workbook, title: str, headers: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """A sheet with a bold, frozen header row and columns as wide as their content (within reason)."""
     ws = wb.create_sheet(title)
     ws.append(list(headers))
     for cell in ws[1]:
         cell.font = Font(bold=True)
-    for row in rows:
+    widths = [_width(h) for h in headers]
+    for n, row in enumerate(rows):
         ws.append(list(row))
+        if n < WIDTH_SAMPLE:
+            widths = [max(w, _width(v)) for w, v in zip(widths, row, strict=False)] + widths[len(row):]
+    for i, w in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = min(max(w + 2, 8), 60)
     ws.freeze_panes = "A2"
+
+
+WIDTH_SAMPLE = 500  # rows looked at for the column widths
 
 
 def _bytes(wb: Workbook) -> bytes:

@@ -7,9 +7,10 @@ import io
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
+from pathlib import Path
 
 from bot.i18n import N_
-from models.importer import EVENTS_SHEET, Problem
+from models.importer import COLUMNS, EVENTS_SHEET, Problem
 
 MAX_ROWS = 200_000
 NOT_ACCEPTED = N_("not accepted")
@@ -78,6 +79,20 @@ def decode(data: bytes) -> str:
 def read_table(data: bytes, filename: str) -> tuple[list[str], list[list[str]]]:
     """The header row and the rows of the first sheet, every cell as text. FileProblem when unreadable."""
     return read_tables(data, filename)[0]
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def template(kind: str) -> tuple[str, bytes]:
+    """(file name, CSV) of an import template: the project's example file for `kind`, or, where the
+    checkout has none, its header row (each column's Chinese and English name)."""
+    path = EXAMPLES / f"{kind}.csv"
+    if path.is_file():
+        return f"gridbot-{kind}-template.csv", path.read_bytes()
+    buf = io.StringIO()
+    csv.writer(buf).writerow([next((n for n in c.names if not n.isascii()), c.names[0]) for c in COLUMNS[kind]])
+    return f"gridbot-{kind}-template.csv", buf.getvalue().encode("utf-8-sig")
 
 
 def read_upload(kind: str, data: bytes, filename: str) -> tuple[tuple[list[str], list[list[str]]], tuple[list[str], list[list[str]]] | None]:

@@ -18,6 +18,7 @@ import contextlib
 import io
 import logging
 
+import segno
 from telegram import BotCommandScopeChat, Update
 from telegram.error import TelegramError
 from telegram.ext import CommandHandler, MessageHandler, filters
@@ -27,7 +28,7 @@ from bot.context import GridContext
 from bot.exporter import KINDS as EXPORT_KINDS
 from bot.exporter import build_export, summary_workbook
 from bot.i18n import N_, gettext_for
-from bot.importer import FileProblem, read_upload, report
+from bot.importer import FileProblem, read_upload, report, template
 from handlers.common import esc, percent, reply, requires, role_name
 from handlers.flow import rule_message
 from handlers.issues import category_label, status_label
@@ -50,7 +51,7 @@ ADMIN_RULES = {
     "grid_name_invalid": N_("The grid name must be 1 to 100 characters."),
     "grid_exists": N_("A grid with code «{code}» already exists."),
     "grid_out_of_scope": N_("Grid «{code}» is not one of your grids."),
-    "period_invalid": N_("«{text}» is not a period. Use 2026-W21, 2026-05, 2026Q2, 2026H1 or 2026."),
+    "period_invalid": N_("«{text}» is not a period. Use 2026-05, 2026Q2, 2026H1, 2026 or 2026-W21, or say 本月, 上周, 今年, 上半年, 2026下半年."),
     "as_of_invalid": N_("«{text}» is not a cut-off day for this period: give a day from the period's start until today, e.g. as-of 2026-05-20."),
     "user_unknown": N_("No user «{user}». Use their Telegram id, #number from /users, or their exact name."),
     "user_ambiguous": N_("Several users are called «{user}». Use their Telegram id or #number from /users."),
@@ -84,6 +85,16 @@ async def invite_command(update: Update, context: GridContext) -> None:
         "🎟 Invitation for a {role}, grids: {grids}\nCode: <code>{code}</code>\nLink: {link}\n"
         "Valid until {expires}, for one person. Send them the link; opening it registers them."
     ).format(role=role_name(context, role), grids=esc(grid_text), code=invitation.code, link=esc(link), expires=expires))
+    # A QR code of the link, for signing people up in person: they scan it with the phone's camera.
+    with contextlib.suppress(TelegramError):
+        await context.bot.send_photo(update.effective_chat.id, qr_png(link), caption=context._("📷 Scan to join: {role}, {grids}").format(
+            role=role_name(context, role), grids=grid_text))
+
+
+def qr_png(text: str) -> bytes:
+    buf = io.BytesIO()
+    segno.make(text, error="m").save(buf, kind="png", scale=8, border=4)
+    return buf.getvalue()
 
 
 @requires(Role.ADMIN)
@@ -135,17 +146,26 @@ def _parse_period(context: GridContext, text: str | None, default_kind: str = "h
     if text is None:
         return periods.current(default_kind, clock.now(), context.settings.tz)
     try:
-        return periods.parse(text, context.settings.tz)
+        return periods.parse(text, context.settings.tz, clock.now())
     except ValueError:
         raise RuleError("period_invalid", text=text) from None
 
 
 def _period_and_grid(context: GridContext, args: list[str]) -> tuple[Period, str | None]:
-    """`[period] [grid]` in either order: what parses as a period is the period."""
+    """`[period] [grid]` in either order: what parses as a period is the period (two words may make
+    one: `last month`, `去年 下半年`)."""
     period_text, grid = None, None
+    for i in range(min(len(args), 3) - 1):
+        pair = f"{args[i]} {args[i + 1]}"
+        try:
+            periods.parse(pair, context.settings.tz, clock.now())
+        except ValueError:
+            continue
+        args = [pair, *args[:i], *args[i + 2:]]
+        break
     for arg in args[:2]:
         try:
-            periods.parse(arg, context.settings.tz)
+            periods.parse(arg, context.settings.tz, clock.now())
             period_text = arg
         except ValueError:
             grid = arg
@@ -475,9 +495,14 @@ async def import_command(update: Update, context: GridContext) -> None:
         await reply(update, context, context._("Usage: /import {kinds}\nThen send the CSV or XLSX file as a document (formats: README).").format(
             kinds="|".join(IMPORT_KINDS)))
         return
-    context.user_data[IMPORT_WAIT] = args[0].lower()
+    kind = args[0].lower()
+    context.user_data[IMPORT_WAIT] = kind
     await reply(update, context, context._("Send the {kind} file now as a document (CSV in UTF-8 or GBK, or XLSX). Every row is checked first; "
-                                           "if any is wrong, nothing is written.").format(kind=args[0].lower()))
+                                           "if any is wrong, nothing is written.").format(kind=kind))
+    name, data = template(kind)
+    with contextlib.suppress(TelegramError):  # the template is a help; the import waits either way
+        await context.bot.send_document(update.effective_chat.id, data, filename=name,
+                                        caption=context._("📄 A template with example rows: fill it in (keep the header row) and send it back."))
 
 
 async def _progress_message(update: Update, context: GridContext):  # noqa: ANN202

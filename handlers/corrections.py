@@ -27,7 +27,7 @@ from handlers.visits import SITUATION_LABELS
 from models import corrections
 from models.errors import RuleError
 from models.tables import Role
-from models.text import ascii_digits, clean_text
+from models.text import ascii_digits, clean_text, parse_count
 
 ALL = (Role.WORKER, Role.SUPERVISOR, Role.ADMIN)
 KIND_NAMES = {"visit": N_("visit"), "patrol": N_("patrol"), "issue": N_("issue")}
@@ -140,8 +140,8 @@ async def correct_command(update: Update, context: GridContext) -> None:
     try:
         if kind == "visit":
             if name == "people_met":
-                digits = ascii_digits(raw)
-                value: object = int(digits) if digits.isdigit() else -1
+                count = parse_count(raw)  # 3, ３, 三人
+                value: object = count if count is not None else -1
             elif name == "situations":
                 value = _situations(context, raw)
             elif name == "notes":

@@ -162,16 +162,57 @@ async def download_photo(update: Update, context: GridContext) -> dict | None:
 
     Returns {"file_id", "file_unique_id", "sha256"}, or None after telling the user to resend.
     """
-    size = update.message.photo[-1]
+    message = update.message
+    # A photo sent as a file (原图, full quality) is a document: taken when it is a JPEG or PNG.
+    item = message.photo[-1] if message.photo else message.document
+    if not message.photo and (item.file_size or 0) > MAX_PHOTO_FILE:
+        await reply(update, context, context._("That file is larger than {mb} MB; send it as a photo instead.").format(mb=MAX_PHOTO_FILE // 2**20))
+        return None
     try:
-        tg_file = await context.bot.get_file(size.file_id)
+        tg_file = await context.bot.get_file(item.file_id)
         content = bytes(await tg_file.download_as_bytearray())
     except TelegramError:
         log.warning("photo download failed", exc_info=True)
         await reply(update, context, context._("I could not fetch that photo from Telegram. Please send it again."))
         return None
+    if not message.photo and not content.startswith(IMAGE_MAGIC):
+        await reply(update, context, context._("That file is not a JPEG or PNG photo. Send the photo itself, or a .jpg file."))
+        return None
     digest, _path = context.app.media.put(content)
-    return {"file_id": size.file_id, "file_unique_id": size.file_unique_id, "sha256": digest}
+    return {"file_id": item.file_id, "file_unique_id": item.file_unique_id, "sha256": digest}
+
+
+MAX_PHOTO_FILE = 10 * 2**20  # what Telegram takes as a photo upload, when it is shown again
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+
+
+async def send_pin(context: GridContext, chat_id: int, latitude: float | None, longitude: float | None) -> None:
+    """A place as a location pin (the phone opens it in its map app); the text beside it carries the
+    address. Never raises: a pin that cannot be sent leaves the message it goes with as it is."""
+    if latitude is None or longitude is None:
+        return
+    try:
+        await context.bot.send_location(chat_id, latitude=latitude, longitude=longitude)
+    except TelegramError:
+        log.warning("could not send a location pin to chat %s", chat_id, exc_info=True)
+
+
+async def send_stored_photo(context: GridContext, chat_id: int, file_id: str, sha256: str, caption: str | None = None) -> bool:
+    """Show a kept photo: by its Telegram file id, else (a photo that came as a file, or an id
+    Telegram no longer knows) uploaded again from the media store. False when neither worked."""
+    try:
+        await context.bot.send_photo(chat_id, file_id, caption=caption)
+        return True
+    except TelegramError:
+        path = context.app.media.path_for(sha256)
+    try:
+        if path.exists():
+            await context.bot.send_photo(chat_id, path.read_bytes(), caption=caption)
+            return True
+    except TelegramError:
+        pass
+    log.warning("could not show photo %s in chat %s", sha256, chat_id)
+    return False
 
 
 async def add_photo(update: Update, context: GridContext, photos: list[dict], limit: int) -> str | None:
@@ -240,7 +281,10 @@ class Flow:
         draft["step"] = nxt
         return nxt
 
-    async def start(self, update: Update, context: GridContext) -> object:
+    async def start(self, update: Update, context: GridContext,
+                    prefill: Callable[[dict], Awaitable[str | None]] | None = None) -> object:
+        """Open the form (or offer the open one back). `prefill` fills the new draft from where the
+        user came (a button) and returns the step to begin at, or None to open nothing."""
         open_draft = context.draft
         if open_draft is not None:
             if open_draft["flow"] in FLOW_BY_NAME and not FLOW_BY_NAME[open_draft["flow"]].expired(context, open_draft):
@@ -255,8 +299,13 @@ class Flow:
         if data is None:
             return END
         draft = self.new_draft(context, data)
+        first = self.first
+        if prefill is not None:
+            first = await prefill(draft)
+            if first is None:
+                return END
         context.draft = draft
-        return await self.goto(update, context, draft, self.first, current="")
+        return await self.goto(update, context, draft, first, current="")
 
     async def offer_resume(self, update: Update, context: GridContext, draft: dict) -> None:
         step = self.steps[draft["step"]]
@@ -389,7 +438,7 @@ class Flow:
             if step.on_text:
                 hs.append(MessageHandler(filters.TEXT & ~filters.COMMAND & ~filters.FORWARDED, self._wrap(step, step.on_text)))
             if step.on_photo:
-                hs.append(MessageHandler(filters.PHOTO & ~filters.FORWARDED, self._wrap(step, step.on_photo)))
+                hs.append(MessageHandler((filters.PHOTO | filters.Document.IMAGE) & ~filters.FORWARDED, self._wrap(step, step.on_photo)))
             if step.on_location:
                 hs.append(MessageHandler(filters.LOCATION & ~filters.FORWARDED, self._wrap(step, step.on_location)))
             if step.on_contact:

@@ -67,6 +67,8 @@ from handlers.flow import (
     notify,
     register_flow,
     rule_message,
+    send_pin,
+    send_stored_photo,
     summary_line,
     tell_outcome,
 )
@@ -78,6 +80,7 @@ from models.issues import (
     STATUS_CODE,
     IssueDraft,
     IssueView,
+    PhotoView,
     TransitionResult,
     allowed_actions,
     attach_to_issue,
@@ -85,6 +88,7 @@ from models.issues import (
     create_issue,
     dispatchers,
     due_at_for,
+    event_photos,
     find_issue,
     get_issue,
     grid_workers,
@@ -93,6 +97,7 @@ from models.issues import (
     may_view,
     member_by_id,
     nearby_open_issues,
+    open_task_counts,
     open_tasks,
     supervisor_queue,
     transition,
@@ -274,14 +279,19 @@ async def _answer(update: Update, text: str | None = None, alert: bool = False) 
 # -- notifications -------------------------------------------------------------------------------
 
 
-async def notify_dispatchers(context: GridContext, issue: IssueView, headline: str, actor: Member | None = None, note: str | None = None) -> None:
-    """The grid's supervisors (admins when it has none) get the issue with their buttons."""
+async def notify_dispatchers(context: GridContext, issue: IssueView, headline: str, actor: Member | None = None, note: str | None = None,
+                             photos: list[PhotoView] = ()) -> None:
+    """The grid's supervisors (admins when it has none) get the issue with their buttons, after the
+    evidence (`photos`: what a resolution shows, so it is verified from the photo)."""
     async with context.db.session() as session:
         members = await dispatchers(session, issue.grid_id)
     for m in members:
         if actor is not None and m.id == actor.id:
             continue
         t = _t_for(context, m)
+        for photo in photos:
+            await send_stored_photo(context, m.telegram_id, photo.file_id, photo.sha256, t("{id}: photo after resolving").format(id=issue.human_id))
+        await send_pin(context, m.telegram_id, issue.latitude, issue.longitude)
         text = t(headline).format(id=issue.human_id) + "\n\n" + card(context, t, issue)
         if note:
             text += "\n" + summary_line(t("Note"), esc(note))
@@ -297,6 +307,7 @@ async def notify_change(context: GridContext, result: TransitionResult, actor: M
     told: set[int] = {actor.id}
     if action == "assign" and assignee is not None and assignee.id not in told:
         t = _t_for(context, assignee)
+        await send_pin(context, assignee.telegram_id, issue.latitude, issue.longitude)  # where to go
         await _send(context, assignee, t("📥 A new task for you, from {name}:").format(name=esc(actor.display_name or "?")) + "\n\n"
                     + card(context, t, issue), action_markup(t, issue, assignee))
         told.add(assignee.id)
@@ -307,9 +318,13 @@ async def notify_change(context: GridContext, result: TransitionResult, actor: M
         await _send(context, assignee, text, action_markup(t, issue, assignee))
         told.add(assignee.id)
     if action in ("resolve", "hand_back") or (action == "reopen" and assignee is None):
+        evidence = []
+        if action == "resolve":
+            async with context.db.session() as session:
+                evidence = [p for p in await event_photos(session, result.event_id) if p.kind == "after"]
         headline = {"resolve": N_("✅ Issue {id} is resolved: please verify it."), "hand_back": N_("↩️ Issue {id} was handed back: please dispatch it again."),
                     "reopen": N_("🔁 Issue {id} was reopened: please dispatch it again.")}[action]
-        await notify_dispatchers(context, issue, headline, actor, note)
+        await notify_dispatchers(context, issue, headline, actor, note, evidence)
     if reporter is not None and reporter.id not in told:
         t = _t_for(context, reporter)
         text = t("🔔 Your issue {id} ({category}) is now {status}: {who} {what}.").format(
@@ -729,11 +744,12 @@ REPORT_FLOW = register_flow(Flow(
         Step(DESCRIPTION, ask_description, N_("a description of the problem as text"), on_text=description_text),
         Step(WHERE, ask_where, N_("a location (📎 → Location) or the address as text, then /done"),
              on_location=where_location, on_text=where_text, on_done=where_done),
-        Step(PHOTOS, ask_photos, N_("photos, then /done"), on_photo=photo_received, on_done=photos_done),
+        Step(PHOTOS, ask_photos, N_("photos, then /done"), on_photo=photo_received, on_done=photos_done, on_skip=photos_done),
         Step(URGENCY, ask_urgency, N_("urgent or normal, chosen with the buttons"), on_button=urgency_button),
         Step(CONFIRM, ask_confirm, N_("a choice from the summary buttons: submit, resolved on the spot, edit or cancel"), on_button=confirm_button),
         Step(SPOT_NOTE, ask_spot_note, N_("a note of what you did, as text"), on_text=spot_note_text, main=False),
-        Step(SPOT_PHOTO, ask_spot_photo, N_("an after-photo, then /done"), on_photo=spot_photo_received, on_done=spot_photos_done, main=False),
+        Step(SPOT_PHOTO, ask_spot_photo, N_("an after-photo, then /done"), on_photo=spot_photo_received, on_done=spot_photos_done,
+             on_skip=spot_photos_done, main=False),  # /skip: told the after-photo is required
     ],
 ))
 
@@ -863,7 +879,9 @@ async def _refresh(update: Update, context: GridContext, issue: IssueView, membe
 async def _pick_markup(context: GridContext, issue: IssueView, member: Member) -> InlineKeyboardMarkup:
     async with context.db.session() as session:
         workers = await grid_workers(session, issue.grid_id)
-    rows = [[InlineKeyboardButton(f"👷 {w.display_name or w.telegram_id}", callback_data=_data("asg", issue, w.id))] for w in workers if w.id != member.id]
+        load = await open_task_counts(session, [w.id for w in workers])
+    rows = [[InlineKeyboardButton(context._("👷 {name} · {n} open").format(name=w.display_name or w.telegram_id, n=load.get(w.id, 0)),
+                                  callback_data=_data("asg", issue, w.id))] for w in workers if w.id != member.id]
     rows.append([InlineKeyboardButton(context._("🙋 Me"), callback_data=_data("asg", issue, member.id))])
     rows.append([InlineKeyboardButton(context._("↩️ Back"), callback_data=_data("back", issue))])
     return InlineKeyboardMarkup(rows)
@@ -974,17 +992,10 @@ async def issue_command(update: Update, context: GridContext) -> None:
         if e.note:
             lines.append(f"    “{esc(e.note)}”")
     await reply(update, context, "\n".join(lines)[:4000], reply_markup=action_markup(context._, issue, member))
+    await send_pin(context, update.effective_chat.id, issue.latitude, issue.longitude)
     for photo in photos[:MAX_PHOTOS]:
         caption = context._("{id}: photo after resolving").format(id=issue.human_id) if photo.kind == "after" else issue.human_id
-        try:
-            await context.bot.send_photo(update.effective_chat.id, photo.file_id, caption=caption)
-        except TelegramError:
-            path = context.app.media.path_for(photo.sha256)
-            try:
-                if path.exists():
-                    await context.bot.send_photo(update.effective_chat.id, path.read_bytes(), caption=caption)
-            except TelegramError:
-                log.warning("could not show photo %s of issue %s", photo.sha256, issue.id)
+        await send_stored_photo(context, update.effective_chat.id, photo.file_id, photo.sha256, caption)
 
 
 FLOWS = [REPORT_FLOW, NOTE_FLOW]

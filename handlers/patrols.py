@@ -53,7 +53,6 @@ import math
 from datetime import datetime, timedelta
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import clock
@@ -74,6 +73,7 @@ from handlers.flow import (
     paged_markup,
     register_flow,
     rule_message,
+    send_stored_photo,
     summary_line,
     tell_outcome,
 )
@@ -101,6 +101,7 @@ from models.patrols import (
     get_shop,
     grid_supervisors,
     patrol_view,
+    patroller,
     risk_level,
     save_patrol,
     search_shops,
@@ -593,10 +594,7 @@ async def notify_supervisors(context: GridContext, saved: SavedPatrol) -> None:
             if not await _send(context, r.telegram_id, escalation_text(_, view, tz)):
                 continue
             for photo in view.photos:
-                try:
-                    await context.bot.send_photo(r.telegram_id, photo["file_id"])
-                except TelegramError:
-                    log.warning("could not forward a patrol photo to chat %s", r.telegram_id, exc_info=True)
+                await send_stored_photo(context, r.telegram_id, photo["file_id"], photo["sha256"])
             for fc in contexts:
                 if fc is not None:
                     await _send(context, r.telegram_id, finding_text(_, fc, tz), reply_markup=outcome_markup(_, fc.finding))
@@ -660,6 +658,12 @@ async def outcome_button(update: Update, context: GridContext) -> None:
     assert fc is not None
     if done:
         await query.answer(_("Recorded: {outcome}.").format(outcome=_(OUTCOME_LABELS[outcome])))
+        async with context.db.session() as session:
+            worker = await patroller(session, fc.patrol_id)
+        if worker is not None and worker.user_id != context.member.id:
+            # The worker who escalated it hears what came of it.
+            w_ = _voice(context, worker)
+            await _send(context, worker.telegram_id, w_("📬 What came of the finding you escalated:") + "\n" + finding_text(w_, fc, tz))
     else:
         await query.answer(_("The outcome was already recorded meanwhile; here is the current state."))
     await edit_message(update, finding_text(_, fc, tz), outcome_markup(_, fc.finding))
@@ -694,7 +698,7 @@ PATROL_FLOW = register_flow(Flow(
         Step(CHECKLIST, ask_checklist, N_("checklist items tapped to mark them failed, then Done"), on_button=checklist_button),
         Step(DISPOSITION, ask_disposition, N_("a choice with the buttons: corrected on the spot or escalate"), on_button=disposition_button, main=False),
         Step(NOTE, ask_note, N_("a note as text, or /skip"), on_text=note_text, on_skip=note_skip, main=False),
-        Step(PHOTOS, ask_photos, N_("photos, then /done"), on_photo=photo_received, on_done=photos_done),
+        Step(PHOTOS, ask_photos, N_("photos, then /done"), on_photo=photo_received, on_done=photos_done, on_skip=photos_done),
         Step(CONFIRM, SUMMARY.ask, N_("a choice from the summary buttons: save, edit or cancel"), on_button=SUMMARY.on_button),
     ],
 ))

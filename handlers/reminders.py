@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from babel.dates import format_date, format_skeleton, get_day_names
 
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import clock, delivery
@@ -61,7 +61,13 @@ async def due_command(update: Update, context: GridContext) -> None:
         if not listed:
             section += "\n" + context._("No household is due now.")
         sections.append(section)
-    await reply(update, context, (context._("🏠 <b>Home visits</b>") + "\n\n" + "\n\n".join(sections))[:4096])
+    # One tap from the list into /visit with the household chosen.
+    listed = [h for gid in sorted(coverage, key=lambda g: coverage[g].grid_code) for h in households.get(gid, [])][:DUE_BUTTONS]
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton(f"🏠 {h.address}"[:60], callback_data=f"vgo:{h.household_id}")] for h in listed]) if listed else None
+    await reply(update, context, (context._("🏠 <b>Home visits</b>") + "\n\n" + "\n\n".join(sections))[:4096], reply_markup=markup)
+
+
+DUE_BUTTONS = 10  # households of /due with a ▶ visit button (the list itself may be longer)
 
 
 # -- the 🔎 buttons of a reminder --------------------------------------------------------------------
@@ -104,7 +110,7 @@ async def outbox_command(update: Update, context: GridContext) -> None:
     for row in problems:
         when = row.next_attempt_at.astimezone(tz).strftime("%m-%d %H:%M")
         state = context._("retry at {when}").format(when=when) if row.state == outbox.FAILED else context._("given up")
-        lines.append(f"#{row.id} {esc(row.kind)} {esc(row.period_key)} → {esc(row.recipient)} · {row.attempts}× · {state}\n"
+        lines.append(f"#{row.id} {esc(context._(OUTBOX_TITLES.get(row.kind, row.kind)))} {esc(row.period_key)} → {esc(row.recipient)} · {row.attempts}× · {state}\n"
                      f"    {esc(row.last_error or '')}")
     await reply(update, context, "\n".join(lines)[:4096])
 
@@ -132,6 +138,12 @@ async def digest_now_command(update: Update, context: GridContext) -> None:
     await context.bot.send_photo(update.effective_chat.id, digest_job.chart(context._, digest, grid_ids), caption=caption)
 
 
+OUTBOX_TITLES = {  # what each kind of queued message is, as /outbox names it
+    "visit_pace": N_("visit-pace reminder"), "overdue_assignee": N_("overdue reminder to the assignee"),
+    "overdue_supervisor": N_("overdue reminder to the supervisor"), "escalation": N_("escalation of an urgent issue"),
+    "digest": N_("weekly digest"), "digest_chart": N_("weekly digest chart"), "reinspection": N_("re-inspection reminder"),
+    "confirm": N_("confirmation of a save"), "notice": N_("notification"), "wecom_disabled": N_("WeCom channel switched off"),
+}
 JOB_TITLES = {
     "visit_pace": N_("visit-pace reminder"), "overdue": N_("overdue reminder"), "digest": N_("weekly digest"),
     "reinspection-reminders": N_("re-inspection reminder"), "outbox": N_("outbox sender"), "lease": N_("single-process lease"),

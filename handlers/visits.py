@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from datetime import datetime
 
 from telegram import Update
-from telegram.ext import CommandHandler
+from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import clock
 from bot.context import GridContext
@@ -45,6 +44,7 @@ from handlers.flow import (
     Step,
     Summary,
     add_photo,
+    answer_query,
     button,
     keyboard,
     paged_markup,
@@ -55,11 +55,13 @@ from handlers.flow import (
     toggle,
     toggle_markup,
 )
-from models import stats
+from handlers.issues import category_label, status_label, visit_report_markup
+from models import periods, stats
 from models.errors import RuleError
+from models.issues import my_reports
 from models.residents import ResidentRow, household_residents
 from models.tables import Role
-from models.text import ascii_digits, clean_text, mask_id_numbers
+from models.text import clean_text, mask_id_numbers, parse_count
 from models.users import grids_by_ids, scope_grid_ids
 from models.visits import (
     HOUSEHOLD_TAGS,
@@ -150,18 +152,43 @@ async def household_button(update: Update, context: GridContext, draft: dict, ac
         await edit_message(update, text, reply_markup=markup)
         return STAY
     if action == "pick" and arg.isdigit():
-        async with context.db.session() as session:
-            household = await get_household(session, int(arg), data["grid_ids"])
-            if household is not None:
-                people = await household_residents(session, household.id, mask=context.member.role != Role.ADMIN)
-                last = await last_visit_at(session, household.id)
-        if household is None:
+        card = await _choose_household(context, draft, int(arg))
+        if card is None:
             context.notice = context._("That household is not in your grids (or no longer active).")
             return STAY
-        data.update(household_id=household.id, address=household.address, grid_code=household.grid_code, new_household=None)
-        await edit_message(update, household_card(context, household, people, last))
+        await edit_message(update, card)
         return PEOPLE
     return STALE
+
+
+async def _choose_household(context: GridContext, draft: dict, household_id: int) -> str | None:
+    """Put the household in the draft, if it is one of the worker's; its card, or None."""
+    data = draft["data"]
+    async with context.db.session() as session:
+        household = await get_household(session, household_id, data["grid_ids"])
+        if household is None:
+            return None
+        people = await household_residents(session, household.id, mask=context.member.role != Role.ADMIN)
+        last = await last_visit_at(session, household.id)
+    data.update(household_id=household.id, address=household.address, grid_code=household.grid_code, new_household=None)
+    return household_card(context, household, people, last)
+
+
+async def visit_household_button(update: Update, context: GridContext) -> object:
+    """`vgo:<household>` (the buttons of /due): /visit with that household chosen."""
+    query = update.callback_query
+    await answer_query(query)
+    household_id = int((query.data or "").split(":")[1])
+
+    async def prefill(draft: dict) -> str | None:
+        card = await _choose_household(context, draft, household_id)
+        if card is None:
+            await reply(update, context, context._("That household is not in your grids (or no longer active)."))
+            return None
+        await reply(update, context, card)
+        return PEOPLE
+
+    return await VISIT_FLOW.start(update, context, prefill)
 
 
 def household_card(context: GridContext, household: HouseholdRow, people: list[ResidentRow], last: datetime | None) -> str:
@@ -269,15 +296,12 @@ async def ask_people(update: Update, context: GridContext, draft: dict) -> None:
     await reply(update, context, context._("👥 <b>Step 2/7 · People met</b>\nHow many people did you meet? Send a number from 0 to 20."))
 
 
-_NUMBER = re.compile(r"^(\d{1,3})\s*(人|个|位|people|persons?)?$", re.IGNORECASE)
-
-
 async def people_text(update: Update, context: GridContext, draft: dict) -> str | None:
-    m = _NUMBER.match(ascii_digits(clean_text(update.message.text)))
-    if not m or not 0 <= int(m.group(1)) <= MAX_PEOPLE_MET:
+    count = parse_count(update.message.text)  # 2, ２, 2人, 两个, 三人, 十二位
+    if count is None or not 0 <= count <= MAX_PEOPLE_MET:
         await reply(update, context, context._("Please send a number from 0 to {max}, e.g. 2.").format(max=MAX_PEOPLE_MET))
         return STAY
-    draft["data"]["people_met"] = int(m.group(1))
+    draft["data"]["people_met"] = count
     return SITUATION
 
 
@@ -402,7 +426,6 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
             return STAY
         visit_id, _created = await save_visit(session, visit)
     # The record is committed; whatever happens to the replies below, it stays saved once.
-    from handlers.issues import visit_report_markup  # a hazard found on the visit becomes an issue with one button
 
     await tell_outcome(update, context, draft, [(
         context._("✅ Visit #{id} saved. Thank you! /visit logs the next one, /my shows your figures.").format(id=visit_id),
@@ -434,6 +457,7 @@ VISIT_FLOW = register_flow(Flow(
     command="visit",
     confirm=CONFIRM,
     begin=begin,
+    entry=[CallbackQueryHandler(visit_household_button, pattern=r"^vgo:\d{1,12}$")],
     steps=[
         Step(HOUSEHOLD, ask_household, N_("part of an address to search, or a button"), on_text=household_text, on_button=household_button),
         Step(NEW_ADDRESS, ask_new_address, N_("the new household's address as text"), on_text=new_address_text, on_button=new_address_button,
@@ -443,7 +467,7 @@ VISIT_FLOW = register_flow(Flow(
         Step(PEOPLE, ask_people, N_("the number of people met, 0 to 20"), on_text=people_text),
         Step(SITUATION, ask_situation, N_("situations chosen with the buttons, then Done"), on_button=situation_button),
         Step(NOTES, ask_notes, N_("notes as text, or /skip"), on_text=notes_text, on_skip=notes_skip),
-        Step(PHOTOS, ask_photos, N_("photos, then /done"), on_photo=photo_received, on_done=photos_done),
+        Step(PHOTOS, ask_photos, N_("photos, then /done"), on_photo=photo_received, on_done=photos_done, on_skip=photos_done),
         Step(LOCATION, ask_location, N_("a location (📎 → Location), or /skip"), on_location=location_received, on_skip=location_skip),
         Step(CONFIRM, SUMMARY.ask, N_("a choice from the summary buttons: save, edit or cancel"), on_button=SUMMARY.on_button),
     ],
@@ -460,6 +484,8 @@ async def my_command(update: Update, context: GridContext) -> None:
     async with context.db.session() as session:
         summary = await stats.my_summary(session, member.id, list(member.grid_ids), clock.now(), context.settings.tz)
         patrols = await stats.my_patrols(session, member.id, clock.now(), context.settings.tz)
+        half = periods.current("half", clock.now(), context.settings.tz)
+        reports, total = await my_reports(session, member, half.start)
     lines = [
         context._("📊 <b>Your visits</b>"),
         context._("This week: {n}").format(n=summary.week),
@@ -486,7 +512,20 @@ async def my_command(update: Update, context: GridContext) -> None:
             lines.append(context._("✅ On pace."))
     if not summary.grids:
         lines += ["", context._("You have no grid assigned.")]
+    lines += ["", *my_reports_lines(context, reports, total, summary.half_label)]
     await reply(update, context, "\n".join(lines))
+
+
+def my_reports_lines(context: GridContext, reports: list, total: int, half: str) -> list[str]:  # noqa: ANN001
+    """The issues a worker reported and where each stands, not only those assigned to them."""
+    lines = [context._("📝 <b>Your reports</b>, {half}: {n}").format(half=half, n=total)]
+    for i in reports:
+        lines.append(f"{esc(i.human_id)} · {esc(category_label(context._, i.category))} · {status_label(context._, i.status)}")
+    if total > len(reports):
+        lines.append(context._("… and {n} more").format(n=total - len(reports)))
+    if reports:
+        lines.append(context._("/issue NUMBER shows one with its history."))
+    return lines
 
 
 FLOWS = [VISIT_FLOW]

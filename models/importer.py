@@ -323,7 +323,7 @@ class Lookups:
 
 
 async def _lookups(session: AsyncSession, kind: str) -> Lookups:
-    lk = Lookups(dict((await session.exec(select(Grid.code, Grid.id))).all()))
+    lk = Lookups({code.upper(): gid for code, gid in (await session.exec(select(Grid.code, Grid.id))).all()})  # codes in any letter case
     if kind in ("visits", "residents"):
         lk.households = {(g, a): i for i, g, a in (await session.exec(select(Household.id, Household.grid_id, Household.address))).all()}
     if kind == "patrols":
@@ -345,9 +345,9 @@ def _grid(lk: Lookups, text: str) -> int:
     code = one_line(text)
     if not code:
         raise _Bad("missing_value", column="grid")
-    if code not in lk.grids:
+    if code.upper() not in lk.grids:
         raise _Bad("unknown_grid", code=code)
-    return lk.grids[code]
+    return lk.grids[code.upper()]
 
 
 def _worker(lk: Lookups, text: str, column: str = "worker") -> int:
@@ -436,7 +436,7 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
         if not GRID_CODE_RE.match(code):
             raise _Bad("bad_value", value=code) if code else _Bad("missing_value", column="code")
         target = _percent(cell("target")) if cell("target").strip() else None
-        return (code,), {"code": code, "name": _text(cell("name"), 1, 100, "name"), "community": _opt(cell("community"), 100, "community"),
+        return (code.upper(),), {"code": code, "name": _text(cell("name"), 1, 100, "name"), "community": _opt(cell("community"), 100, "community"),
                          "target_coverage": target if target is not None else default_target, "_target_given": target is not None}
     if kind == "households":
         gid = _grid(lk, cell("grid"))
@@ -480,13 +480,13 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
         if role is None:
             raise _Bad("bad_value", value=cell("role"))
         codes = _list(cell("grids"))
-        unknown = [c for c in codes if c not in lk.grids]
+        unknown = [c for c in codes if c.upper() not in lk.grids]
         if unknown:
             raise _Bad("unknown_grid", code=unknown[0])
         if not codes and role != Role.ADMIN:
             raise _Bad("missing_value", column="grids")
         return (tid,), {"telegram_id": tid, "display_name": _text(cell("name"), 1, 64, "name"), "phone": _opt(cell("phone"), 32, "phone"),
-                        "role": role.value, "grid_ids": sorted({lk.grids[c] for c in codes})}
+                        "role": role.value, "grid_ids": sorted({lk.grids[c.upper()] for c in codes})}
     if kind == "visits":
         at = _when(cell("visited_at"), tz)
         gid = _grid(lk, cell("grid"))
@@ -563,7 +563,7 @@ def _column_problems(kind: str, cell: Callable[[str], str], lk: Lookups, tz: Zon
                        lambda: _opt(cell("head_phone"), 32, "head_phone")],
         "residents": [grid, address, lambda: _text(cell("name"), 1, 64, "name"), among("tags", RESIDENT_TAGS)],
         "shops": [grid, address, lambda: _text(cell("name"), 1, 100, "name"), among("category", SHOP_CATEGORIES)],
-        "workers": [lambda: _int(cell("telegram_id"), 1, 2**53), lambda: _text(cell("name"), 1, 64, "name"), among("grids", lk.grids)],
+        "workers": [lambda: _int(cell("telegram_id"), 1, 2**53), lambda: _text(cell("name"), 1, 64, "name"), among("grids", {c for g in lk.grids for c in (g, g.lower())})],
         "visits": [lambda: _when(cell("visited_at"), tz), grid, address, lambda: _worker(lk, cell("worker")),
                    lambda: _int(cell("people_met"), 0, MAX_PEOPLE_MET, default=1), among("situation", SITUATIONS)],
         "patrols": [lambda: _when(cell("patrolled_at"), tz), grid, lambda: _text(cell("shop"), 1, 100, "shop"), lambda: _worker(lk, cell("worker"))],
@@ -743,10 +743,10 @@ async def write(session: AsyncSession, kind: str, records: list[dict], progress:
     result = ImportResult(kind, len(records))
     total = 2 * len(records)
     if kind == "grids":
-        existing = {g.code: g for g in (await session.exec(select(Grid))).all()}
+        existing = {g.code.upper(): g for g in (await session.exec(select(Grid))).all()}  # g01 updates G01
         new, changed = [], []
         for r in records:
-            g = existing.get(r["code"])
+            g = existing.get(r["code"].upper())
             if g is None:
                 new.append(_public(r))
                 continue

@@ -343,6 +343,12 @@ async def issue_photos(session: AsyncSession, issue_id: int) -> list[PhotoView]:
     return [PhotoView(p.kind, p.file_id, p.sha256) for p in rows.all()]
 
 
+async def event_photos(session: AsyncSession, event_id: int) -> list[PhotoView]:
+    """The photos one step added (the after-photos of a resolution)."""
+    rows = await session.exec(select(IssuePhoto).where(IssuePhoto.event_id == event_id).order_by(IssuePhoto.id))
+    return [PhotoView(p.kind, p.file_id, p.sha256) for p in rows.all()]
+
+
 def may_view(issue: IssueView, member: Member) -> bool:
     return member.is_admin or issue.grid_id in member.grid_ids or member.id in (issue.reporter_id, issue.assignee_id)
 
@@ -351,6 +357,13 @@ async def open_tasks(session: AsyncSession, member: Member, limit: int = 20) -> 
     """Issues assigned to `member` that are still to do, most urgent deadline first."""
     return await _views(session, [Issue.assignee_id == member.id, col(Issue.status).in_((ASSIGNED, IN_PROGRESS)), NOT_VOIDED],
                         [Issue.due_at, Issue.id], limit)
+
+
+async def my_reports(session: AsyncSession, member: Member, since: datetime, limit: int = 10) -> tuple[list[IssueView], int]:
+    """The issues `member` reported since `since`, newest first (at most `limit`), and how many there are."""
+    where = [Issue.reporter_id == member.id, Issue.reported_at >= since, NOT_VOIDED]
+    total = (await session.exec(select(func.count()).select_from(Issue).where(*where))).one()
+    return await _views(session, where, [col(Issue.reported_at).desc(), col(Issue.id).desc()], limit), int(total)
 
 
 async def supervisor_queue(session: AsyncSession, member: Member, limit: int = 20) -> list[IssueView]:
@@ -373,6 +386,14 @@ async def _grid_members(session: AsyncSession, grid_id: int, role: Role) -> list
 
 async def grid_workers(session: AsyncSession, grid_id: int) -> list[Member]:
     return await _grid_members(session, grid_id, Role.WORKER)
+
+
+async def open_task_counts(session: AsyncSession, user_ids: list[int]) -> dict[int, int]:
+    """How many open issues each user is assigned now (what a dispatcher weighs before assigning)."""
+    rows = await session.exec(
+        select(Issue.assignee_id, func.count()).where(col(Issue.assignee_id).in_(user_ids), col(Issue.status).in_((ASSIGNED, IN_PROGRESS)),
+                                                      NOT_VOIDED).group_by(Issue.assignee_id))
+    return {uid: int(n) for uid, n in rows.all()}
 
 
 async def dispatchers(session: AsyncSession, grid_id: int) -> list[Member]:

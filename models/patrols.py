@@ -617,6 +617,14 @@ async def grid_supervisors(session: AsyncSession, grid_id: int) -> list[Recipien
     return [Recipient(*r) for r in rows]
 
 
+async def patroller(session: AsyncSession, patrol_id: int) -> Recipient | None:
+    """Who made a patrol, while they can still be told (active)."""
+    row = (await session.exec(
+        select(User.id, User.telegram_id, User.language).join(Patrol, col(Patrol.worker_id) == User.id)
+        .where(Patrol.id == patrol_id, col(User.active).is_(True)))).first()
+    return Recipient(*row) if row else None
+
+
 async def grid_workers(session: AsyncSession, grid_id: int) -> list[Recipient]:
     rows = (
         await session.exec(

@@ -6,6 +6,7 @@ Written as `2021-W23`, `2021-06`, `2021Q2`, `2021H1`, `2021`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -79,23 +80,63 @@ def current(kind: str, at: datetime, tz: ZoneInfo) -> Period:
 
 
 _PATTERNS = [
-    (re.compile(r"^(\d{4})-W(\d{1,2})$"), lambda y, n, tz: week(y, n, tz)),
-    (re.compile(r"^(\d{4})-(\d{1,2})$"), lambda y, n, tz: month(y, n, tz)),
-    (re.compile(r"^(\d{4})Q([1-4])$"), lambda y, n, tz: quarter(y, n, tz)),
-    (re.compile(r"^(\d{4})H([12])$"), lambda y, n, tz: half(y, n, tz)),
+    (re.compile(r"^(\d{4})-W(\d{1,2})$"), lambda y, n, tz: week(y, int(n), tz)),
+    (re.compile(r"^(\d{4})-(\d{1,2})$"), lambda y, n, tz: month(y, int(n), tz)),
+    (re.compile(r"^(\d{4})Q([1-4])$"), lambda y, n, tz: quarter(y, int(n), tz)),
+    (re.compile(r"^(\d{4})H([12])$"), lambda y, n, tz: half(y, int(n), tz)),
 ]
 
 
-def parse(text: str, tz: ZoneInfo) -> Period:
-    """Parse a period label; ValueError with a readable reason otherwise."""
-    text = text.strip().upper()
-    if re.fullmatch(r"\d{4}", text):
-        return year(int(text), tz)
-    for pattern, build in _PATTERNS:
+_CN_NUMBER = {"一": 1, "二": 2, "三": 3, "四": 4}
+# Periods as people say them: 2026下半年, 2026年第二季度, 2026年5月, 2026年第23周, 2026年 ...
+_SAID = [
+    (re.compile(r"^(\d{4})年?([上下])半年度?$"), lambda y, n, tz: half(y, 1 if n == "上" else 2, tz)),
+    (re.compile(r"^(\d{4})年?第?([1-4一二三四])季度$"), lambda y, n, tz: quarter(y, int(_CN_NUMBER.get(n, n)), tz)),
+    (re.compile(r"^(\d{4})年?Q([1-4])$"), lambda y, n, tz: quarter(y, int(n), tz)),
+    (re.compile(r"^(\d{4})年(\d{1,2})月份?$"), lambda y, n, tz: month(y, int(n), tz)),
+    (re.compile(r"^(\d{4})年?第(\d{1,2})周$"), lambda y, n, tz: week(y, int(n), tz)),
+]
+# ... and relative to now: (kind, how many periods back)
+_RELATIVE = {
+    **dict.fromkeys(("本周", "这周", "本星期", "这星期", "THISWEEK"), ("week", 0)),
+    **dict.fromkeys(("上周", "上星期", "上个星期", "LASTWEEK"), ("week", 1)),
+    **dict.fromkeys(("本月", "这个月", "当月", "THISMONTH"), ("month", 0)),
+    **dict.fromkeys(("上月", "上个月", "LASTMONTH"), ("month", 1)),
+    **dict.fromkeys(("本季度", "这个季度", "本季", "THISQUARTER"), ("quarter", 0)),
+    **dict.fromkeys(("上季度", "上个季度", "LASTQUARTER"), ("quarter", 1)),
+    **dict.fromkeys(("今年", "本年", "本年度", "THISYEAR"), ("year", 0)),
+    **dict.fromkeys(("去年", "上一年", "上年", "LASTYEAR"), ("year", 1)),
+}
+
+
+def _back(kind: str, steps: int, at: datetime, tz: ZoneInfo) -> Period:
+    period = current(kind, at, tz)
+    for _ in range(steps):
+        period = current(kind, period.start - timedelta(microseconds=1), tz)
+    return period
+
+
+def parse(text: str, tz: ZoneInfo, at: datetime | None = None) -> Period:
+    """Parse a period: a label (2026-W23, 2026-06, 2026Q2, 2026H1, 2026), as people say it
+    (2026下半年, 2026年5月, 2026年第二季度), or, given `at` (now), relative to it (本月, 上周,
+    今年, 上半年, 去年下半年, last month). ValueError with a readable reason otherwise."""
+    said = unicodedata.normalize("NFKC", text)
+    text = "".join(said.split()).upper()
+    if at is not None:
+        if text in _RELATIVE:
+            return _back(*_RELATIVE[text], at, tz)
+        m = re.fullmatch(r"(今年|去年)?([上下])半年", text)
+        if m:
+            y = at.astimezone(tz).year - (1 if m.group(1) == "去年" else 0)
+            return half(y, 1 if m.group(2) == "上" else 2, tz)
+    m = re.fullmatch(r"(\d{4})年?度?", text)
+    if m:
+        return year(int(m.group(1)), tz)
+    for pattern, build in [*_PATTERNS, *_SAID]:
         m = pattern.match(text)
         if m:
             try:
-                return build(int(m.group(1)), int(m.group(2)), tz)
+                return build(int(m.group(1)), m.group(2), tz)
             except ValueError:
                 break
     raise ValueError(f"not a period: {text!r} (use 2026-W23, 2026-06, 2026Q2, 2026H1 or 2026)")

@@ -32,3 +32,37 @@ def one_line(text: str) -> str:
 def ascii_digits(text: str) -> str:
     """Full-width digits and letters as ASCII (３ -> 3), for parsing numbers."""
     return unicodedata.normalize("NFKC", text)
+
+
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "仨": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_COUNT_RE = re.compile(r"^(?:共|一共|见了|见到)?\s*([0-9]+|[零〇一二两俩三仨四五六七八九十百]+)\s*(?:个|人|位|名|口|户|次|家|间|条|people|persons?)?\s*(?:人)?$",
+                       re.IGNORECASE)
+
+
+def chinese_number(text: str) -> int | None:
+    """一 -> 1, 两 -> 2, 十二 -> 12, 二十 -> 20, 一百零五 -> 105; None when it is not one (up to 999)."""
+    if not text:
+        return None
+    if all(c in _CN_DIGITS for c in text):  # digit by digit: 二〇二一
+        value = 0
+        for c in text:
+            value = value * 10 + _CN_DIGITS[c]
+        return value if len(text) == 1 or text[0] not in "零〇" else None
+    m = re.fullmatch(r"(?:([一二两三四五六七八九])百)?(零)?(?:([一二两三四五六七八九])?(十))?([一二两三四五六七八九])?", text)
+    if not m or not any(m.groups()):
+        return None
+    hundreds, _zero, tens_digit, ten, ones = m.groups()
+    value = _CN_DIGITS[hundreds] * 100 if hundreds else 0
+    if ten:
+        value += (_CN_DIGITS[tens_digit] if tens_digit else 1) * 10
+    value += _CN_DIGITS[ones] if ones else 0
+    return value
+
+
+def parse_count(text: str) -> int | None:
+    """A number as people write it where a count is due: 2, ２, 2人, 两个, 三人, 十二位, 0 → the int, else None."""
+    m = _COUNT_RE.match(ascii_digits(one_line(text)))
+    if not m:
+        return None
+    word = m.group(1)
+    return int(word) if word.isdigit() else chinese_number(word)

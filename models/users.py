@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -106,8 +106,8 @@ async def create_grid(session: AsyncSession, code: str, name: str, target_covera
         raise RuleError("grid_code_invalid", code=code)
     if not 1 <= len(name) <= 100:
         raise RuleError("grid_name_invalid")
-    if (await session.exec(select(Grid).where(Grid.code == code))).first():
-        raise RuleError("grid_exists", code=code)
+    if (await session.exec(select(Grid).where(func.upper(Grid.code) == code.upper()))).first():
+        raise RuleError("grid_exists", code=code)  # codes are told apart without letter case (g01 is G01)
     grid = Grid(code=code, name=name, community=community, target_coverage=target_coverage)
     session.add(grid)
     await session.flush()
@@ -115,12 +115,13 @@ async def create_grid(session: AsyncSession, code: str, name: str, target_covera
 
 
 async def grids_by_codes(session: AsyncSession, codes: list[str]) -> list[Grid]:
-    """The grids named by `codes`, in that order; RuleError naming the first unknown code."""
-    rows = {g.code: g for g in (await session.exec(select(Grid).where(col(Grid.code).in_(codes)))).all()}
+    """The grids named by `codes` in any letter case (g01 is G01), in that order; RuleError naming
+    the first unknown code."""
+    rows = {g.code.upper(): g for g in (await session.exec(select(Grid).where(func.upper(Grid.code).in_([c.upper() for c in codes])))).all()}
     for code in codes:
-        if code not in rows:
+        if code.upper() not in rows:
             raise RuleError("grid_unknown", code=code)
-    return [rows[c] for c in codes]
+    return [rows[c.upper()] for c in codes]
 
 
 async def grids_by_ids(session: AsyncSession, ids: list[int] | tuple[int, ...]) -> list[Grid]:

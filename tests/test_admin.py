@@ -51,6 +51,13 @@ async def test_supervisor_sees_only_their_grids(app, api, db):
     assert "no grid with code «2026X9»" in texts(out)  # what is not a period is taken as a grid code
     out = await supervisor.send("/stats 2026H1 G99")
     assert "no grid with code «G99»" in texts(out)
+    # Periods as people say them, grid codes in any letter case (the clock: 2026-05-20).
+    for said, label in (("2026上半年", "2026H1"), ("本月", "2026-05"), ("上周", "2026-W20"), ("今年", "2026"), ("去年下半年", "2025H2"),
+                        ("2026年5月", "2026-05"), ("last month", "2026-04")):
+        out = await supervisor.send(f"/stats {said} g01")
+        assert f"Figures {label}" in texts(out), (said, texts(out))
+    out = await supervisor.send("/stats g02")
+    assert "not one of your grids" in texts(out)
 
 
 async def test_admin_sees_every_grid(app, api, db):

@@ -68,3 +68,20 @@ async def test_summary_command_sends_paragraph_and_table(app, api, db):
     out = await zh.send("/summary 2021H1")
     assert "2021年上半年，网格化工作共收集问题3个，解决率67%" in texts(out)
 
+
+
+async def test_exports_have_a_frozen_header_and_readable_column_widths(app, api, db):
+    await import_examples(db)
+    admin = await join_as_admin(app, api)
+    await admin.send("/export patrols 2021H1")
+    _name, wb = sent_workbook(api, admin.user_id)
+    ws = wb.worksheets[0]
+    assert ws.freeze_panes == "A2"
+    from openpyxl.utils import get_column_letter
+
+    from bot.exporter import _width
+
+    rows = list(ws.iter_rows(values_only=True))
+    for i in range(len(rows[0])):
+        width = ws.column_dimensions[get_column_letter(i + 1)].width
+        assert min(max(_width(r[i]) for r in rows) + 2, 60) <= width <= 60  # the widest cell (header included) fits

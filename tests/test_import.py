@@ -10,7 +10,7 @@ from openpyxl import Workbook
 from sqlmodel import func, select
 
 from bot.i18n import gettext_for
-from bot.importer import FileProblem, read_table, report
+from bot.importer import EXAMPLES, FileProblem, read_table, report
 from models import audit
 from models.importer import ImportRefused, run_import
 from models.tables import Grid, Household
@@ -110,6 +110,10 @@ async def test_import_a_document_in_chat(app, api, db):
     admin = await join_as_admin(app, api)
     out = await admin.send("/import grids")
     assert "Send the grids file now" in texts(out)
+    # The template comes with it: the example file, which imports as it is.
+    template = out[-1]["document"]
+    assert template["file_name"] == "gridbot-grids-template.csv" and "A template with example rows" in out[-1]["caption"]
+    assert api.file_by_id("123456:TEST", template["file_id"]) == (EXAMPLES / "grids.csv").read_bytes()
     data = "网格编码,网格名称,目标入户率\nG01,一网格,25\nG02,二网格,\n".encode()
     out = await admin.raw(api.send_document("123456:TEST", admin.user_id, data, "grids.csv", first_name="Admin", language_code="en"))
     assert "Imported grids: 2 rows — 2 new, 0 updated, 0 unchanged" in admin.last
@@ -212,3 +216,13 @@ async def test_residents_import_upserts_by_household_and_name_and_refuses_bad_ro
         await do_import(db, "residents", bad.encode())
     assert [(p.row, p.code) for p in refused.value.problems] == [(2, "bad_id_number"), (3, "unknown_household"), (4, "bad_value"), (5, "missing_value")]
     assert await count(db, Resident) == 2
+
+
+async def test_grid_codes_in_any_letter_case(db):
+    await seed(db)
+    await do_import(db, "households", "网格,地址\ng01,8栋1单元101\n".encode())
+    await do_import(db, "grids", "网格编码,网格名称\ng01,幸福里一网格\n".encode())  # updates G01, no new grid
+    async with db.session() as s:
+        grids = (await s.exec(select(Grid.code, Grid.name))).all()
+        house = (await s.exec(select(Household).where(Household.address == "8栋1单元101"))).one()
+    assert sorted(grids) == [("G01", "幸福里一网格"), ("G02", "幸福里第二网格")] and house.grid_id == 1

@@ -15,7 +15,7 @@ from sqlmodel import select
 from bot import clock
 from bot.localapi import buttons
 from models.issues import DEFAULT_CATEGORIES, Issue, IssueDraft, IssueEvent, IssuePhoto, create_issue
-from tests.conftest import ADMIN_ID, Tg, texts
+from tests.conftest import ADMIN_ID, TOKEN, Tg, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B
 from tests.seed_issues import SUPERVISOR_B, WORKER_A2, put_issue, seed_issues
 
@@ -83,10 +83,11 @@ async def test_full_lifecycle_through_the_buttons(app, api, db, settings):
     assert [t for t, _ in buttons(supervisor.keyboard_message())] == ["👤 Assign", "❌ Reject"]
     await supervisor.press("Assign")
     labels = [t for t, _ in buttons(supervisor.keyboard_message())]
-    assert "👷 赵敏" in labels and "👷 王芳" in labels and "🙋 Me" in labels and "👷 李强" not in labels
+    assert "👷 赵敏 · 0 open" in labels and "👷 王芳 · 0 open" in labels and "🙋 Me" in labels and not any("李强" in t for t in labels)
     await supervisor.press("赵敏")
     assert "assigned to 赵敏" in (supervisor.answers()[-1] or "")
     assert "A new task for you, from 张伟" in assignee.last and "2605-0001" in assignee.last
+    assert assignee.bot_messages()[-2]["location"]["latitude"] == LAT  # where to go, as a pin the map app opens
     assert "Your issue 2605-0001 (Outdoor signs) is now assigned: 张伟 assigned it to 赵敏" in worker.last
 
     # The assignee works it from /tasks.
@@ -101,6 +102,12 @@ async def test_full_lifecycle_through_the_buttons(app, api, db, settings):
     out = await assignee.send("/done")
     assert "Issue 2605-0001 is resolved" in texts(out)
     assert "please verify" in supervisor.last and "Note: 招牌已拆除加固" in supervisor.last
+    # The evidence comes with the buttons: the after-photo and the place's pin just before the notice with verify / reopen.
+    evidence, pin, notice = supervisor.bot_messages()[-3:]
+    assert (pin["location"]["latitude"], pin["location"]["longitude"]) == (LAT, LON)
+    assert "photo" in evidence and evidence["caption"] == "2605-0001: photo after resolving"
+    assert api.file_by_id(TOKEN, evidence["photo"][-1]["file_id"]) == AFTER
+    assert {"✔️ Verify and close", "🔁 Reopen"} <= {t for t, _ in buttons(notice)}
     assert "is now resolved" in worker.last
 
     # The supervisor verifies: closed.

@@ -44,6 +44,12 @@ async def test_configured_admin_creates_grid_and_invites_a_worker_who_joins(app,
     assert "https://t.me/gridbot_test_bot?start=" in texts(out)
     assert "Valid until 2026-05-27 10:00" in texts(out)
     code = re.search(r"start=([A-Za-z0-9_-]+)", texts(out)).group(1)
+    # The QR code of that very link, for signing up in person.
+    from handlers.admin import qr_png
+
+    qr = out[-1]
+    assert qr["caption"].startswith("📷 Scan to join: grid worker, G07")
+    assert api.file_by_id(TOKEN, qr["photo"][-1]["file_id"]) == qr_png(f"https://t.me/gridbot_test_bot?start={code}")
 
     worker = Tg(app, api, 3001, first_name="Fang")
     out = await worker.send(f"/start {code}")

@@ -87,3 +87,17 @@ async def test_grid_coverage_counts_distinct_households(db):
     assert (a.grid_code, a.households, a.households_visited, a.visits) == ("G01", 8, 2, 3)
     assert (b.grid_code, b.households, b.households_visited, b.visits) == ("G02", 2, 0, 0)
     assert b.behind and b.gap_households == 1
+
+
+async def test_my_shows_the_issues_i_reported_and_where_each_stands(app, api, db):
+    from tests.seed_issues import put_issue, seed_issues
+
+    s = await seed_issues(db)
+    await put_issue(db, s.grid_a, s.worker_a.id, "reported")
+    await put_issue(db, s.grid_a, s.worker_a.id, "in_progress", s.worker_a2.id)
+    await put_issue(db, s.grid_a, s.worker_a2.id, "reported")  # someone else's report
+    out = await Tg(app, api, WORKER_A).send("/my")
+    text = texts(out)
+    assert "Your reports, 2026H1: 2" in text
+    assert "9901-0002 · City appearance · in progress" in text and "9901-0001 · City appearance · reported" in text
+    assert "9901-0003" not in text and text.index("9901-0002") < text.index("9901-0001")  # newest first

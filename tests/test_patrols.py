@@ -211,6 +211,9 @@ async def test_failing_reinspection_keeps_the_order_open_and_tells_the_superviso
     await tap(sup, "Fined", cards[1])
     orders = await rows(db, Rectification)
     assert [o.status for o in orders] == ["open"]
+    # The worker who escalated them hears each outcome.
+    told = [m["text"] for m in u.bot_messages() if m.get("text", "").startswith("📬 What came of the finding you escalated")]
+    assert len(told) == 2 and "Outcome: <b>" not in told[0] and "deadline" in told[0] and "recorded by 张伟" in told[1]
 
     clock.advance(timedelta(days=2))
     out = await patrol(u, "老王面馆", {HEALTH: "c"})  # samples pass now, health certificates still fail
@@ -275,7 +278,7 @@ async def test_overdue_order_is_reminded_after_downtime_and_marked(app, api, db)
 WRONG_INPUTS = ["sticker", "photo", "text", "location", "stale_button", "skip", "done"]
 ACCEPTS = {
     "SHOP": {"text"}, "NEW_NAME": {"text"}, "NEW_ADDRESS": {"text"}, "NEW_CATEGORY": set(), "CHECKLIST": set(),
-    "DISPOSITION": set(), "NOTE": {"text", "skip"}, "PHOTOS": {"photo", "done"}, "CONFIRM": set(),
+    "DISPOSITION": set(), "NOTE": {"text", "skip"}, "PHOTOS": {"photo", "done", "skip"}, "CONFIRM": set(),
 }
 
 

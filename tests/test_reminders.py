@@ -16,7 +16,7 @@ from jobs.scheduling import parse_quiet_hours, parse_schedule
 from models import outbox
 from models.reminders import JobRun, households_to_visit, is_due
 from models.tables import Visit
-from tests.conftest import ADMIN_ID, TOKEN, Tg, make_app, stop_app
+from tests.conftest import ADMIN_ID, TOKEN, Tg, make_app, stop_app, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B, seed
 from tests.seed_issues import SUPERVISOR_B, put_issue, seed_issues
 
@@ -137,6 +137,12 @@ async def test_visit_pace_reminder_content_and_due_command(app, api, db):
     # /due: the same list at any time.
     out = await a.send("/due")
     assert "3栋1单元101 [独居老人]" in out[-1]["text"] and "Behind pace" in out[-1]["text"]
+    # Each listed household has a button that opens /visit with it chosen, at the people-met step.
+    labels = [t for t, _ in buttons(out[-1])]
+    assert labels[0] == "🏠 3栋1单元101" and len(labels) == 8
+    out = await a.press("🏠 3栋1单元101", out[-1])
+    assert "Household: 3栋1单元101" in texts(out) and "Step 2/7" in texts(out) and a.draft["step"] == "PEOPLE"
+    assert a.draft["data"]["household_id"] == s.households_a[0]
 
 
 async def test_workers_of_a_grid_on_pace_get_only_due_care_households(app, api, db):

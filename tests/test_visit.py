@@ -165,11 +165,30 @@ async def test_search_by_head_name_and_tag(app, api, db):
     assert "No household of your grids matches" in texts(out)
 
 
+async def test_a_photo_sent_as_a_file_is_taken_and_skip_moves_on(app, api, db):
+    """How people send 原图: a JPEG as a document. A file that is not a photo is refused and changes nothing."""
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "PHOTOS")
+    out = await u.raw(api.send_document(TOKEN, WORKER_A, JPEG, "IMG_0001.JPG", first_name="Test", language_code="en"))
+    assert "Photo 1 received" in texts(out)
+    out = await u.raw(api.send_document(TOKEN, WORKER_A, b"not really a jpeg", "fake.jpg", first_name="Test", language_code="en"))
+    assert "not a JPEG or PNG photo" in texts(out) and len(u.draft["data"]["photos"]) == 1
+    out = await u.raw(api.send_document(TOKEN, WORKER_A, b"%PDF-1.4", "report.pdf", first_name="Test", language_code="en"))
+    assert texts(out).startswith("This step expects") and len(u.draft["data"]["photos"]) == 1
+    out = await u.send("/skip")
+    assert "Step 6/7" in texts(out) and u.draft["step"] == "LOCATION"
+    await u.send("/skip")
+    await u.press("Save")
+    (visit,) = await rows(db, Visit)
+    assert len(visit.photos) == 1 and app.media.path_for(visit.photos[0]["sha256"]).read_bytes() == JPEG
+
+
 WRONG_INPUTS = ["sticker", "photo", "text", "location", "stale_button", "skip", "done"]
 # The kinds each step takes; everything else must be refused.
 ACCEPTS = {
     "HOUSEHOLD": {"text"}, "PEOPLE": {"text"}, "SITUATION": set(), "NOTES": {"text", "skip"},
-    "PHOTOS": {"photo", "done"}, "LOCATION": {"location", "skip"}, "CONFIRM": set(),
+    "PHOTOS": {"photo", "done", "skip"}, "LOCATION": {"location", "skip"}, "CONFIRM": set(),
 }
 
 
@@ -218,6 +237,19 @@ async def test_people_met_out_of_range_stays(app, api, db, value):
     assert u.draft["step"] == "PEOPLE"
     out = await u.send("３人")  # full-width digit with a unit is fine
     assert u.draft["step"] == "SITUATION" and u.draft["data"]["people_met"] == 3
+
+
+@pytest.mark.parametrize(("text", "count"), [("两个", 2), ("三人", 3), ("十二位", 12), ("二十", 20), ("零", 0), ("２", 2), ("见了4人", 4),
+                                             ("二十一", None), ("两三个", None), ("一百", None)])
+async def test_people_met_as_people_say_it(app, api, db, text, count):
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "PEOPLE")
+    out = await u.send(text)
+    if count is None:
+        assert "Please send a number from 0 to 20" in texts(out) and u.draft["step"] == "PEOPLE"
+    else:
+        assert u.draft["step"] == "SITUATION" and u.draft["data"]["people_met"] == count
 
 
 async def test_situation_needs_one_and_notes_are_masked(app, api, db):
