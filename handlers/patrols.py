@@ -114,7 +114,7 @@ from models.patrols import (
     validate_shop_name,
 )
 from models.tables import Role
-from models.text import one_line
+from models.text import mask_id_numbers, one_line
 from models.users import grids_by_ids, scope_grid_ids
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ async def _results(context: GridContext, draft: dict) -> tuple[str, InlineKeyboa
 
 
 async def shop_text(update: Update, context: GridContext, draft: dict) -> str | None:
-    query = one_line(update.message.text)[:100]  # as the household search: control characters dropped
+    query = mask_id_numbers(one_line(update.message.text))[:100]  # as the household search: control characters dropped, ID numbers masked
     if not query:
         await reply(update, context, context._("Type at least one character of the shop's name or address."))
         return STAY

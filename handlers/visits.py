@@ -132,7 +132,7 @@ async def _results(context: GridContext, draft: dict) -> tuple[str, object]:
 
 
 async def household_text(update: Update, context: GridContext, draft: dict) -> str | None:
-    query = clean_text(update.message.text)[:100]
+    query = mask_id_numbers(clean_text(update.message.text))[:100]  # an ID number typed here is never kept whole
     if len(query) < 1:
         await reply(update, context, context._("Type at least one character of the address."))
         return STAY

@@ -104,7 +104,7 @@ STEPS: dict[tuple[str, str], str] = {
     ("join", "PHONE"): "guest",
 }
 # Steps where a search text is kept in the draft and echoed as «query»: how the query is derived from the text.
-SEARCH_STEPS = {("visit", "HOUSEHOLD"): lambda t: clean_text(t)[:100], ("patrol", "SHOP"): lambda t: one_line(t)[:100]}
+SEARCH_STEPS = {("visit", "HOUSEHOLD"): lambda t: mask_id_numbers(clean_text(t))[:100], ("patrol", "SHOP"): lambda t: mask_id_numbers(one_line(t))[:100]}
 
 
 REFUSED = object()
