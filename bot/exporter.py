@@ -24,7 +24,8 @@ PATROL_HEADERS = ("巡查编号 Patrol ID", "巡查时间 Patrolled at", "网格
                   "说明 Note")
 ISSUE_HEADERS = ("编号 Number", "上报时间 Reported at", "网格 Grid", "类别 Category", "描述 Description", "地址 Address", "紧急 Urgent",
                  "状态 Status", "上报人 Reporter", "处理人 Assignee", "期限 Due", "解决时间 Resolved at")
-EVENT_HEADERS = ("编号 Number", "时间 At", "操作人 Actor", "操作 Action", "原状态 From", "新状态 To", "处理人 Assignee", "说明 Note")
+EVENT_HEADERS = ("编号 Number", "时间 At", "操作人 Actor", "操作 Action", "原状态 From", "新状态 To", "处理人 Assignee", "说明 Note",
+                 "新期限 New due")
 SUMMARY_HEADERS = (
     "网格 Grid", "名称 Name", "在册户数 Households", "走访户数 Households visited", "走访户次 Visits", "入户率 Coverage", "目标 Target",
     "达标 Target met", "巡查次数 Patrols", "检查店铺 Shops checked", "登记店铺 Shops registered", "现场指正 Corrections", "上报 Escalations",

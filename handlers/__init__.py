@@ -13,14 +13,14 @@ import logging
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
 
-from handlers import admin, corrections, errors, issues, patrols, privacy, reminders, start, visits
+from handlers import admin, corrections, errors, issues, menu, patrols, privacy, reminders, start, visits
 from handlers.common import gate
 from handlers.flow import FLOW_BY_NAME, stale_button
 
 log = logging.getLogger(__name__)
 
 GATE_GROUP = -1
-MODULES = (start, visits, patrols, issues, reminders, admin, corrections, privacy)
+MODULES = (start, visits, patrols, issues, reminders, menu, admin, corrections, privacy)
 
 
 def register_all(app) -> None:  # noqa: ANN001

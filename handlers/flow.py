@@ -307,6 +307,11 @@ class Flow:
         context.draft = draft
         return await self.goto(update, context, draft, first, current="")
 
+    async def _start_by_menu(self, update: Update, context: GridContext) -> object:
+        state = await self.start(update, context)  # may answer the button itself (a refusal as an alert)
+        await answer_query(update.callback_query)  # else stop its spinner (a second answer is ignored)
+        return state
+
     async def offer_resume(self, update: Update, context: GridContext, draft: dict) -> None:
         step = self.steps[draft["step"]]
         await reply(
@@ -448,7 +453,9 @@ class Flow:
             states[step.name] = hs
         states[ConversationHandler.TIMEOUT] = [TypeHandler(Update, self._on_timeout)]
         return ConversationHandler(
-            entry_points=[CommandHandler(self.command, self.start), *self.extra_entry],
+            # The main menu's button opens the form as its command does (handlers.start.MENU).
+            entry_points=[CommandHandler(self.command, self.start), CallbackQueryHandler(self._start_by_menu, pattern=f"^menu:{self.command}$"),
+                          *self.extra_entry],
             states=states,
             fallbacks=[
                 CommandHandler("cancel", self._cancel),

@@ -41,6 +41,7 @@ the status it was drawn for, so a stale button or a double tap is refused by the
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from datetime import datetime
@@ -75,7 +76,10 @@ from handlers.flow import (
 from models import vocabulary
 from models.errors import RuleError
 from models.issues import (
+    ASSIGNED,
     CODE_STATUS,
+    EXTEND_DAYS,
+    IN_PROGRESS,
     MAX_PHOTOS,
     STATUS_CODE,
     IssueDraft,
@@ -85,10 +89,12 @@ from models.issues import (
     allowed_actions,
     attach_to_issue,
     check,
+    check_extend,
     create_issue,
     dispatchers,
     due_at_for,
     event_photos,
+    extend_due,
     find_issue,
     get_issue,
     grid_workers,
@@ -117,7 +123,6 @@ CONFIRM, SPOT_NOTE, SPOT_PHOTO = "CONFIRM", "SPOT_NOTE", "SPOT_PHOTO"
 NOTE, AFTER_PHOTO = "NOTE", "AFTER_PHOTO"
 ALL = (Role.WORKER, Role.SUPERVISOR, Role.ADMIN)
 VISIT_HAZARDS = {"安全隐患", "矛盾纠纷"}  # a visit with one of these offers "report an issue"
-MAX_LISTED = 10
 
 CATEGORY_LABELS = {
     "市容环境": N_("City appearance"), "户外招牌": N_("Outdoor signs"), "违规地锁": N_("Illegal ground locks"),
@@ -131,6 +136,7 @@ ACTION_LABELS = {
     "reject": N_("rejected it"), "start": N_("started work"), "resolve": N_("resolved it"), "hand_back": N_("handed it back"),
     "verify": N_("verified and closed it"), "reopen": N_("reopened it"), "attach": N_("added a report of the same problem"),
     "void": N_("voided it (left out of every figure and list)"),
+    "extend": N_("gave it more time"),
 }
 ACTION_NAMES = {code: w.en for code, w in vocabulary.ACTION.items()}
 RULE_MESSAGES = {
@@ -150,6 +156,7 @@ RULE_MESSAGES = {
     "bad_category": N_("The category «{category}» is no longer offered; edit the category."),
     "after_photo_required": N_("Send at least one photo of the fixed problem, then /done."),
     "not_open": N_("That issue is no longer open ({status}); submit your report as a new issue instead."),
+    "extend_days": N_("More time is given in {min} to {max} days."),
     "not_your_visit": N_("Only the worker who logged that visit can report an issue from it."),
     "already_reported": N_("An issue was already reported from this visit: {human_id}. /issue {human_id} shows it."),
 }
@@ -158,6 +165,7 @@ NOTE_PROMPTS = {
     "reopen": N_("🔁 Why is issue {id} reopened? Send the reason as text (/cancel to leave it as it is)."),
     "hand_back": N_("↩️ Why are you handing issue {id} back? Send the reason as text (/cancel to keep it)."),
     "resolve": N_("✅ What was done to resolve issue {id}? Send a short note (/cancel to leave it open)."),
+    "extend": N_("⏳ Why does issue {id} need more time? Send the reason; it is kept in the history (/cancel keeps the deadline)."),
 }
 DONE_MESSAGES = {
     "assign": N_("👤 Issue {id} is assigned to {name}."),
@@ -167,6 +175,7 @@ DONE_MESSAGES = {
     "hand_back": N_("↩️ Issue {id} is handed back for dispatch."),
     "verify": N_("✔️ Issue {id} is verified and closed."),
     "reopen": N_("🔁 Issue {id} is reopened and back with {name}, who resolved it."),
+    "extend": N_("⏳ Issue {id}: the deadline is now {due}."),
 }
 REOPENED_FOR_DISPATCH = N_("🔁 Issue {id} is reopened and waits for dispatch: assign it below.")
 
@@ -258,9 +267,25 @@ BUTTONS = {
 
 
 def action_markup(t: Callable[[str], str], issue: IssueView, member: Member) -> InlineKeyboardMarkup | None:
-    """The buttons `member` may press on `issue` now (from the transition table)."""
+    """The buttons `member` may press on `issue` now (from the transition table), and for a
+    supervisor of an issue being worked on, ⏳ Extend (more time, for one that waits on others)."""
     row = [InlineKeyboardButton(t(BUTTONS[a][0]), callback_data=BUTTONS[a][1](issue)) for a in allowed_actions(issue, member) if a in BUTTONS]
+    if issue.status in (ASSIGNED, IN_PROGRESS) and may_extend(issue, member):
+        row.append(InlineKeyboardButton(t("⏳ Extend"), callback_data=_data("ext", issue)))
     return InlineKeyboardMarkup([row[i:i + 2] for i in range(0, len(row), 2)]) if row else None
+
+
+def may_extend(issue: IssueView, member: Member) -> bool:
+    try:
+        check_extend(issue, member, None, EXTEND_DAYS[0], "-")
+    except RuleError:
+        return False
+    return True
+
+
+def _extend_markup(t: Callable[[str], str], issue: IssueView) -> InlineKeyboardMarkup:
+    days = [InlineKeyboardButton(t("+{n} d").format(n=n), callback_data=f"issn:extend:{issue.id}:{STATUS_CODE[issue.status]}:{n}") for n in (3, 7, 15, 30)]
+    return InlineKeyboardMarkup([days[:2], days[2:], [InlineKeyboardButton(t("↩️ Back"), callback_data=_data("back", issue))]])
 
 
 async def _send(context: GridContext, member: Member, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
@@ -310,6 +335,12 @@ async def notify_change(context: GridContext, result: TransitionResult, actor: M
         await send_pin(context, assignee.telegram_id, issue.latitude, issue.longitude)  # where to go
         await _send(context, assignee, t("📥 A new task for you, from {name}:").format(name=esc(actor.display_name or "?")) + "\n\n"
                     + card(context, t, issue), action_markup(t, issue, assignee))
+        told.add(assignee.id)
+    if action == "extend" and assignee is not None and assignee.id not in told:
+        t = _t_for(context, assignee)
+        text = t("⏳ {name} gave issue {id} more time: it is now due {due}.").format(
+            name=esc(actor.display_name or "?"), id=issue.human_id, due=_when(context, issue.due_at))
+        await _send(context, assignee, text + ("\n" + summary_line(t("Reason"), esc(note)) if note else ""), action_markup(t, issue, assignee))
         told.add(assignee.id)
     if action == "reopen" and assignee is not None and assignee.id not in told:
         t = _t_for(context, assignee)
@@ -778,17 +809,21 @@ async def begin_note(update: Update, context: GridContext) -> dict | None:
         return None
     async with context.db.session() as session:
         issue = await get_issue(session, issue_id)
+    days = int(_arg) if action == "extend" and _arg.isdigit() else 0
     try:
         if issue is None:
             raise RuleError("not_found")
-        check(issue, action, member, expected, note="-")
+        if action == "extend":
+            check_extend(issue, member, expected, days, "-")
+        else:
+            check(issue, action, member, expected, note="-")
     except RuleError as err:
         await _answer(update, issue_rule_message(context, err), alert=True)
         if issue is not None and err.code == "stale_status":
             await _refresh(update, context, issue, member)
         return None
     await _answer(update)
-    return {"issue_id": issue_id, "human_id": issue.human_id, "action": action, "expected": expected, "note": None, "photos": []}
+    return {"issue_id": issue_id, "human_id": issue.human_id, "action": action, "expected": expected, "note": None, "photos": [], "days": days}
 
 
 async def ask_note(update: Update, context: GridContext, draft: dict) -> None:
@@ -829,7 +864,10 @@ async def _apply_note(update: Update, context: GridContext, draft: dict) -> str:
     assert member is not None
     try:
         async with context.db.session() as session:
-            result = await transition(session, d["issue_id"], d["action"], member, d["expected"], d["note"], photos=d.get("photos"))
+            if d["action"] == "extend":
+                result = await extend_due(session, d["issue_id"], member, d["expected"], d.get("days", 0), d["note"])
+            else:
+                result = await transition(session, d["issue_id"], d["action"], member, d["expected"], d["note"], photos=d.get("photos"))
     except RuleError as err:
         await reply(update, context, issue_rule_message(context, err))
         return END
@@ -865,7 +903,7 @@ NOTE_FLOW = register_flow(Flow(
 def _done_text(context: GridContext, result: TransitionResult) -> str:
     issue = result.issue
     message = REOPENED_FOR_DISPATCH if result.action == "reopen" and issue.assignee_id is None else DONE_MESSAGES[result.action]
-    return context._(message).format(id=issue.human_id, name=esc(issue.assignee_name or "?"))
+    return context._(message).format(id=issue.human_id, name=esc(issue.assignee_name or "?"), due=_when(context, issue.due_at))
 
 
 async def _refresh(update: Update, context: GridContext, issue: IssueView, member: Member) -> None:
@@ -914,6 +952,16 @@ async def issue_button(update: Update, context: GridContext) -> None:
         await _answer(update)
         await edit_message(update, card(context, context._, issue) + "\n\n" + context._("Assign to whom?"), await _pick_markup(context, issue, member))
         return
+    if action == "ext":
+        try:
+            check_extend(issue, member, expected, EXTEND_DAYS[0], "-")
+        except RuleError as err:
+            await _answer(update, issue_rule_message(context, err), alert=True)
+            return
+        await _answer(update)
+        await edit_message(update, card(context, context._, issue) + "\n\n" + context._("⏳ How many more days? (The reason comes next.)"),
+                           _extend_markup(context._, issue))
+        return
     kinds = {"asg": "assign", "start": "start", "verify": "verify"}
     if action not in kinds or (action == "asg" and not arg.isdigit()):
         await _answer(update, context._("This button has expired."))
@@ -940,26 +988,77 @@ async def issue_button(update: Update, context: GridContext) -> None:
 
 @requires(*ALL)
 async def tasks_command(update: Update, context: GridContext) -> None:
+    """What waits for the caller, in one message: a single task as its card with its buttons; several
+    as a paged list, each with a button that opens its card."""
     member = context.member
     assert member is not None
     async with context.db.session() as session:
-        mine = await open_tasks(session, member)
-        queue = await supervisor_queue(session, member)
+        mine = await open_tasks(session, member, TASKS_MAX)
+        queue = await supervisor_queue(session, member, TASKS_MAX)
     if not mine and not queue:
         await reply(update, context, context._("✅ No open tasks: nothing is assigned to you and nothing waits for you."))
         return
+    if len(mine) + len(queue) == 1:
+        (issue,) = mine or queue
+        await reply(update, context, _tasks_header(context, mine, queue) + "\n\n" + card(context, context._, issue),
+                    reply_markup=action_markup(context._, issue, member))
+        return
+    text, markup = _tasks_page(context, mine, queue, 0)
+    await reply(update, context, text, reply_markup=markup)
+
+
+TASKS_PAGE, TASKS_MAX = 6, 200
+
+
+def _tasks_header(context: GridContext, mine: list[IssueView], queue: list[IssueView]) -> str:
+    lines = []
     if mine:
-        await reply(update, context, context._("📋 <b>Assigned to you</b>: {n}, by due time.").format(n=len(mine)))
-        for issue in mine[:MAX_LISTED]:
-            await reply(update, context, card(context, context._, issue), reply_markup=action_markup(context._, issue, member))
+        lines.append(context._("📋 <b>Assigned to you</b>: {n}, by due time.").format(n=len(mine)))
     if queue:
         dispatch = sum(1 for i in queue if i.status != "resolved")
-        await reply(update, context, context._("🗂 <b>Waiting for you in your grids</b>: {d} to dispatch, {v} to verify.").format(
-            d=dispatch, v=len(queue) - dispatch))
-        for issue in queue[:MAX_LISTED]:
-            await reply(update, context, card(context, context._, issue), reply_markup=action_markup(context._, issue, member))
-    if len(mine) > MAX_LISTED or len(queue) > MAX_LISTED:
-        await reply(update, context, context._("Only the first {n} of each list are shown; deal with these first.").format(n=MAX_LISTED))
+        lines.append(context._("🗂 <b>Waiting for you in your grids</b>: {d} to dispatch, {v} to verify.").format(d=dispatch, v=len(queue) - dispatch))
+    return "\n".join(lines)
+
+
+def _tasks_page(context: GridContext, mine: list[IssueView], queue: list[IssueView], page: int) -> tuple[str, InlineKeyboardMarkup]:
+    items = [(True, i) for i in mine] + [(False, i) for i in queue]
+    pages = max(1, math.ceil(len(items) / TASKS_PAGE))
+    page = min(max(page, 0), pages - 1)
+    now, lines = clock.now(), [_tasks_header(context, mine, queue), ""]
+    rows: list[list[InlineKeyboardButton]] = []
+    for n, (assigned, issue) in enumerate(items[page * TASKS_PAGE:(page + 1) * TASKS_PAGE], start=page * TASKS_PAGE + 1):
+        where = context._("to do") if assigned else (context._("to verify") if issue.status == "resolved" else context._("to dispatch"))
+        late = " " + context._("⏰ overdue") if issue.overdue(now) else ""
+        lines.append(f"{n}. <b>{issue.human_id}</b> · {esc(category_label(context._, issue.category))} · {where} · "
+                     + context._("due {when}").format(when=_when(context, issue.due_at)) + late)
+        rows.append([InlineKeyboardButton(f"🔎 {n}. {issue.human_id}", callback_data=f"rem:open:{issue.id}")])
+    rows = [sum(rows[k:k + 2], []) for k in range(0, len(rows), 2)]
+    if pages > 1:
+        lines += ["", context._("Page {page}/{pages}").format(page=page + 1, pages=pages)]
+        nav = []
+        if page > 0:
+            nav.append(InlineKeyboardButton(context._("◀️ Back"), callback_data=f"tasks:page:{page - 1}"))
+        if page < pages - 1:
+            nav.append(InlineKeyboardButton(context._("More ▶️"), callback_data=f"tasks:page:{page + 1}"))
+        rows.append(nav)
+    return "\n".join(lines), InlineKeyboardMarkup(rows)
+
+
+async def tasks_page_button(update: Update, context: GridContext) -> None:
+    """`tasks:page:<n>`: the list as it is now, at that page (the message is redrawn)."""
+    member = context.member
+    query = update.callback_query
+    assert member is not None and query is not None
+    page = int((query.data or "").rsplit(":", 1)[1])
+    async with context.db.session() as session:
+        mine = await open_tasks(session, member, TASKS_MAX)
+        queue = await supervisor_queue(session, member, TASKS_MAX)
+    await answer_query(query)
+    if not mine and not queue:
+        await edit_message(update, context._("✅ No open tasks: nothing is assigned to you and nothing waits for you."))
+        return
+    text, markup = _tasks_page(context, mine, queue, page)
+    await edit_message(update, text, markup)
 
 
 @requires(*ALL)
@@ -1001,6 +1100,7 @@ async def issue_command(update: Update, context: GridContext) -> None:
 FLOWS = [REPORT_FLOW, NOTE_FLOW]
 HANDLERS = [
     CommandHandler("tasks", tasks_command),
+    CallbackQueryHandler(tasks_page_button, pattern=r"^tasks:page:\d{1,4}$"),
     CommandHandler("issue", issue_command),
     CallbackQueryHandler(issue_button, pattern=r"^iss:"),
 ]

@@ -20,6 +20,7 @@ from bot import clock, delivery
 from bot.context import GridContext
 from bot.i18n import N_
 from handlers.common import esc, reply, requires
+from handlers.flow import answer_query
 from jobs import digest as digest_job
 from jobs import reminders as rjobs
 from jobs.scheduling import Schedule
@@ -68,6 +69,26 @@ async def due_command(update: Update, context: GridContext) -> None:
 
 
 DUE_BUTTONS = 10  # households of /due with a ▶ visit button (the list itself may be longer)
+
+
+# -- 😴 snooze: a repeated reminder kept quiet for a day -----------------------------------------------
+
+
+async def snooze_button(update: Update, context: GridContext) -> None:
+    """`snz:<kind>`: no such reminder for the presser for a day (an urgent issue is still said)."""
+    query = update.callback_query
+    member = context.member
+    kind = (query.data or "").removeprefix("snz:")
+    if member is None or kind not in rm.SNOOZABLE:
+        await answer_query(query, context._("This button has expired."))
+        return
+    async with context.db.session() as session:
+        until = await rm.snooze(session, member.id, kind, clock.now())
+    when = until.astimezone(context.settings.tz).strftime("%m-%d %H:%M")
+    await answer_query(query, context._("😴 No {kind} until {when}.").format(kind=context._(SNOOZE_NAMES[kind]), when=when), alert=True)
+
+
+SNOOZE_NAMES = {"overdue": N_("overdue reminders")}
 
 
 # -- the 🔎 buttons of a reminder --------------------------------------------------------------------
@@ -234,4 +255,5 @@ HANDLERS = [
     CommandHandler("digest_now", digest_now_command),
     CommandHandler("schedule", schedule_command),
     CallbackQueryHandler(open_issue_button, pattern=r"^rem:open:\d+$"),
+    CallbackQueryHandler(snooze_button, pattern=r"^snz:\w{1,32}$"),
 ]

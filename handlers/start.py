@@ -18,6 +18,7 @@ from telegram import (
     BotCommandScopeChat,
     BotCommandScopeDefault,
     InlineKeyboardButton,
+    InlineKeyboardMarkup,
     KeyboardButton,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
@@ -71,6 +72,7 @@ COMMANDS: list[tuple[str, str, tuple[Role, ...]]] = [
     ("forget", N_("anonymise a departing user and close their account: /forget USER"), (Role.ADMIN,)),
     ("import", N_("import a registry or ledger: /import KIND, then the file"), (Role.ADMIN,)),
     ("forget_me", N_("remove my name and phone and close my account"), ALL),
+    ("menu", N_("the main menu: buttons for visit, patrol, report, to do, mine"), ALL),
     ("lang", N_("switch language (中文 / English)"), ALL),
     ("cancel", N_("cancel the form you are filling in"), ALL),
     ("help", N_("the commands you can use"), ALL),
@@ -98,6 +100,21 @@ GROUPS = (
     (N_("People"), ("users", "invite", "setrole", "setgrid", "deactivate", "forget")),
     (N_("Ledgers"), ("import", "export", "grid_add", "targets", "outbox", "schedule")),
 )
+
+
+# The main menu, for people who do not type commands: (command, label), two to a row.
+MENU = (("visit", N_("🏠 Visit")), ("patrol", N_("🍽 Patrol")), ("report", N_("📝 Report")), ("tasks", N_("📋 To do")), ("my", N_("📊 Mine")))
+
+
+def may_use(context: GridContext, command: str) -> bool:
+    member = context.member
+    return member is not None and member.active and any(c == command and member.role in roles for c, _d, roles in COMMANDS)
+
+
+def menu_markup(context: GridContext) -> InlineKeyboardMarkup | None:
+    """The menu buttons the caller's role may use (a worker reports; supervisors dispatch instead)."""
+    items = [InlineKeyboardButton(context._(label), callback_data=f"menu:{cmd}") for cmd, label in MENU if may_use(context, cmd)]
+    return InlineKeyboardMarkup([items[i:i + 2] for i in range(0, len(items), 2)]) if items else None
 
 
 def commands_for(role: Role | None) -> list[tuple[str, str]]:
@@ -154,7 +171,7 @@ async def begin_join(update: Update, context: GridContext) -> dict | None:
         else:
             prefix = context._("You are already registered; the invitation was not used.") + "\n\n" if code else ""
             welcome = context._("Welcome back, {name}!").format(name=esc(member.display_name or user.first_name))
-            await reply(update, context, prefix + welcome + "\n\n" + help_text(context))
+            await reply(update, context, prefix + welcome + "\n\n" + help_text(context), reply_markup=menu_markup(context))
         return None
     async with context.db.session() as session:
         if code:
@@ -227,7 +244,7 @@ async def _finish_join(update: Update, context: GridContext, draft: dict, phone:
         await set_profile(session, member.id, display_name=draft["data"]["name"], phone=phone)
     await tell_outcome(update, context, draft, [
         (context._("Thank you, {name}. You are all set.").format(name=esc(draft["data"]["name"])), ReplyKeyboardRemove()),
-        (help_text(context), None),
+        (help_text(context), menu_markup(context)),
     ])
     return END
 
@@ -249,7 +266,7 @@ JOIN_FLOW = register_flow(Flow(
 
 
 async def help_command(update: Update, context: GridContext) -> None:
-    await reply(update, context, help_text(context))
+    await reply(update, context, help_text(context), reply_markup=menu_markup(context))
 
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}
@@ -293,7 +310,8 @@ async def outside_any_flow(update: Update, context: GridContext) -> None:
     if update.message.text and update.message.text.startswith("/"):
         await reply(update, context, context._("Unknown command. Send /help to see yours."))
     else:
-        await reply(update, context, context._("I am not waiting for anything right now. Send /help to see what you can do."))
+        await reply(update, context, context._("I am not waiting for anything right now. Send /help to see what you can do."),
+                    reply_markup=menu_markup(context))
 
 
 FLOWS = [JOIN_FLOW]

@@ -128,9 +128,19 @@ def _issue_line(_, issue, now: datetime, tz) -> str:  # noqa: ANN001
     return f"• <b>{issue.human_id}</b>{urgent} · {category} · {esc(issue.grid_code)} · {status_label(_, issue.status)} · {due} {mark}"
 
 
-def _open_buttons(_, issues) -> dict:  # noqa: ANN001
+def _open_buttons(_, issues, snooze: str | None = None) -> dict:  # noqa: ANN001
     rows = [[(f"🔎 {i.human_id}", f"rem:open:{i.id}")] for i in issues[:10]]
+    if snooze is not None and not any(i.urgent for i in issues):
+        rows.append(_snooze_row(_, snooze))
     return buttons_payload(rows)
+
+
+def _snooze_row(_, kind: str) -> list[tuple[str, str]]:  # noqa: ANN001
+    return [(_("😴 Snooze for a day"), f"snz:{kind}")]
+
+
+def _snooze_buttons(_, kind: str) -> dict:  # noqa: ANN001
+    return buttons_payload([_snooze_row(_, kind)])
 
 
 async def produce_overdue(session, app, scheduled: datetime, now: datetime) -> list[NewMessage]:  # noqa: ANN001
@@ -150,13 +160,14 @@ async def produce_overdue(session, app, scheduled: datetime, now: datetime) -> l
         if issue.assignee_id is not None and issue.status in ("assigned", "in_progress"):
             by_assignee.setdefault(issue.assignee_id, []).append(issue)
     people = await rm.people_by_ids(session, list(by_assignee))
+    quiet = await rm.snoozed(session, "overdue", now)  # an urgent issue is said anyway
     for uid, mine in by_assignee.items():
         person = people.get(uid)
-        if person is None:
+        if person is None or (uid in quiet and not any(i.urgent for i in mine)):
             continue
         _ = _t(settings, person.language)
         lines = [_("⏰ <b>Your issues overdue or due today</b>: {n}").format(n=len(mine))] + [_issue_line(_, i, now, tz) for i in mine[:20]]
-        out.append(NewMessage("overdue_assignee", key, tg(person.telegram_id), "\n".join(lines)[:4096], payload=_open_buttons(_, mine),
+        out.append(NewMessage("overdue_assignee", key, tg(person.telegram_id), "\n".join(lines)[:4096], payload=_open_buttons(_, mine, "overdue"),
                               urgent=any(i.urgent for i in mine)))
 
     # Supervisors: the overdue issues and overdue re-inspections of their grids.
@@ -174,6 +185,8 @@ async def produce_overdue(session, app, scheduled: datetime, now: datetime) -> l
             entry[1].extend(g_issues)
             entry[2].extend(g_orders)
     for tid, (sup, s_issues, s_orders) in letters.items():
+        if sup.user_id in quiet and not any(i.urgent for i in s_issues):
+            continue
         _ = _t(settings, sup.language)
         lines = []
         if s_issues:
@@ -183,7 +196,7 @@ async def produce_overdue(session, app, scheduled: datetime, now: datetime) -> l
             lines.append(_("🔁 <b>Re-inspections past their day</b>: {n}").format(n=len(s_orders)))
             lines += [_("• {shop}: «{item}», deadline {date}").format(shop=esc(o.shop_name), item=item_label(_, o.item),
                                                                    date=o.deadline.astimezone(tz).date().isoformat()) for o in s_orders[:20]]
-        out.append(NewMessage("overdue_supervisor", key, tg(tid), "\n".join(lines)[:4096], payload=_open_buttons(_, s_issues) if s_issues else None,
+        out.append(NewMessage("overdue_supervisor", key, tg(tid), "\n".join(lines)[:4096], payload=_open_buttons(_, s_issues, "overdue") if s_issues else _snooze_buttons(_, "overdue"),
                               urgent=any(i.urgent for i in s_issues)))
 
     # Escalation: overdue by more than N days -> the admins, once per issue (an event: no quiet hours).

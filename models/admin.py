@@ -297,7 +297,7 @@ async def issue_rows(session: AsyncSession, grid_ids: list[int], period: Period,
                 settled[e.issue_id] = e.at
             events.append((human[e.issue_id], _local(e.at, tz), name(actor) or "", vocabulary.zh(vocabulary.ACTION, e.action),
                            vocabulary.zh(vocabulary.STATUS, e.from_status), vocabulary.zh(vocabulary.STATUS, e.to_status), name(assigned) or "",
-                           e.note or ""))
+                           e.note or "", _local(e.due_to, tz)))
     issues = [
         (v.human_id, _local(v.reported_at, tz), v.grid_code, v.category, v.description, v.address or "", "是" if v.urgent else "",
          vocabulary.zh(vocabulary.STATUS, v.status), name(v.reporter_name) or "", name(v.assignee_name) or "", _local(v.due_at, tz),

@@ -161,6 +161,7 @@ COLUMNS: dict[str, tuple[Col, ...]] = {
         Col("to_status", ("to", "tostatus", "新状态")),
         Col("assignee", ("assignee", "处理人"), False),
         Col("note", ("note", "说明", "备注"), False),
+        Col("due_to", ("newdue", "新期限"), False),
     ),
 }
 EVENTS_SHEET = "事件 Events"  # the sheet of an issues export that holds the history
@@ -642,7 +643,7 @@ async def validate(session: AsyncSession, kind: str, headers: list[str], rows: l
         if progress is not None and n % BATCH == 0:
             await progress(n, len(rows) * 2)
     if kind == "issues":
-        problems += _issue_histories(records, history, lk, tz, lambda details: _as_headed(kind, details, index, headers))
+        problems += _issue_histories(records, history, lk, tz, lambda details: _as_headed(kind, details, index, headers), categories)
     if problems:
         raise ImportRefused(problems)
     if kind == "patrols":
@@ -651,7 +652,8 @@ async def validate(session: AsyncSession, kind: str, headers: list[str], rows: l
     return records
 
 
-def _issue_histories(records: list[dict], history: Table | None, lk: Lookups, tz: ZoneInfo, headed: Callable[[dict], dict]) -> list[Problem]:
+def _issue_histories(records: list[dict], history: Table | None, lk: Lookups, tz: ZoneInfo, headed: Callable[[dict], dict],
+                     categories: dict[str, float]) -> list[Problem]:
     """The events sheet of an export, as each issue's `_events` (its history exactly as exported);
     an issue without events gets the history its status implies (`_children`), which only the
     statuses of a finished or new issue have, and 解决时间 tells when it was settled."""
@@ -687,6 +689,10 @@ def _issue_histories(records: list[dict], history: Table | None, lk: Lookups, tz
                 problems.append(Problem(r["_row"], "history_mismatch", {"number": r["human_id"]}))
                 continue
             r["updated_at"] = max(e["at"] for e in events)
+            # Each extension held the deadline the one before it set (the first: the category's).
+            held = due_at_for(r["reported_at"], categories[r["category"]], r["urgent"])
+            for e in (e for e in events if e["action"] == "extend" and e["due_to"] is not None):
+                e["due_from"], held = held, e["due_to"]
         elif r["status"] not in IMPORTABLE_STATUSES:
             problems.append(Problem(r["_row"], "status_needs_history", {"value": vocabulary.zh(vocabulary.STATUS, r["status"]), "sheet": EVENTS_SHEET}))
         elif r["status"] != REPORTED and r["_resolved_at"] is None:
@@ -709,7 +715,8 @@ def _event_record(cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo) -> dict
         raise _Bad("missing_value", column="to_status")
     return {"at": _when(cell("at"), tz), "actor_id": _worker(lk, cell("actor"), "actor"), "action": action, "from_status": statuses[0],
             "to_status": statuses[1], "assignee_id": _worker(lk, cell("assignee"), "assignee") if one_line(cell("assignee")) else None,
-            "note": _opt(cell("note"), 1000, "note")}
+            "note": _opt(cell("note"), 1000, "note"), "due_to": _when(cell("due_to"), tz) if action == "extend" and cell("due_to").strip() else None,
+            "due_from": None}
 
 
 # -- writing --------------------------------------------------------------------------------------

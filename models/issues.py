@@ -158,6 +158,9 @@ class IssueEvent(SQLModel, table=True):
     assignee_id: int | None = Field(default=None, foreign_key="app_user.id")
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     draft_id: str | None = Field(default=None, max_length=32, unique=True, description="idempotency key of an attach")
+    # An `extend` event: the deadline before and after it (migration 0011), for reports "as of" a past day.
+    due_from: datetime | None = utc_field(default=None, nullable=True)
+    due_to: datetime | None = utc_field(default=None, nullable=True)
 
 
 class IssuePhoto(SQLModel, table=True):
@@ -701,6 +704,57 @@ async def attach_to_issue(
     view = await get_issue(session, issue_id)
     assert view is not None
     return view, created
+
+
+# -- deadline extensions ---------------------------------------------------------------------------------
+
+EXTEND = "extend"  # an event that moves `due_at` and keeps the status
+EXTEND_DAYS = (1, 60)
+
+
+def check_extend(issue: Issue | IssueView, actor: Member, expected_status: str | None, days: int, reason: str | None) -> None:
+    """A supervisor of the grid (or an admin) may give an open issue more time, with a reason —
+    for an issue that waits on others (a utility, another department). RuleError otherwise."""
+    if not actor.active or actor.role == Role.WORKER:
+        raise RuleError("not_your_role", action=EXTEND)
+    if issue.voided_at is not None:
+        raise RuleError("voided")
+    if not _in_grid(actor, issue.grid_id):
+        raise RuleError("wrong_grid")
+    if expected_status is not None and expected_status != issue.status:
+        raise RuleError("stale_status", expected=expected_status, status=issue.status)
+    if issue.status not in OPEN_STATUSES:
+        raise RuleError("not_allowed", action=EXTEND, status=issue.status)
+    if not EXTEND_DAYS[0] <= days <= EXTEND_DAYS[1]:
+        raise RuleError("extend_days", min=EXTEND_DAYS[0], max=EXTEND_DAYS[1])
+    if not (reason or "").strip():
+        raise RuleError("reason_required", action=EXTEND)
+
+
+async def extend_due(session: AsyncSession, issue_id: int, actor: Member, expected_status: str | None, days: int, reason: str) -> TransitionResult:
+    """Move the deadline `days` on from the later of the deadline and now (an overdue issue gets
+    `days` from today): one `extend` event with the reason, the status unchanged."""
+    issue = (await session.exec(select(Issue).where(Issue.id == issue_id))).first()
+    if issue is None:
+        raise RuleError("not_found")
+    reason = validate_note(reason)
+    check_extend(issue, actor, expected_status, days, reason)
+    now, due_from, status = clock.now(), issue.due_at, issue.status  # read before the UPDATE refreshes `issue`
+    due = max(due_from, now) + timedelta(days=days)
+    async with session.begin_nested():
+        changed = await session.exec(  # type: ignore[call-overload]
+            update(Issue).where(col(Issue.id) == issue_id, col(Issue.status) == status, NOT_VOIDED).values(due_at=due, updated_at=now))
+        if changed.rowcount != 1:
+            raise RuleError("stale_status", expected=status, status="?")
+        event = IssueEvent(issue_id=issue_id, at=now, actor_id=actor.id, action=EXTEND, from_status=status, to_status=status,
+                           note=reason, due_from=due_from, due_to=due)
+        session.add(event)
+        await session.flush()
+        event_id = event.id
+    session.expire_all()
+    view = await get_issue(session, issue_id)
+    assert view is not None
+    return TransitionResult(view, event_id, status, status, EXTEND)
 
 
 # -- from a visit (and, later, a patrol) ------------------------------------------------------------------

@@ -36,6 +36,39 @@ class JobRun(SQLModel, table=True):
     last_run_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
+class ReminderSnooze(SQLModel, table=True):
+    """One user's repeated reminder of one kind (SNOOZABLE) kept quiet until `until` (暂缓一天)."""
+
+    __tablename__ = "reminder_snooze"
+
+    user_id: int = Field(foreign_key="app_user.id", primary_key=True, ondelete="CASCADE")
+    kind: str = Field(max_length=32, primary_key=True)
+    until: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+SNOOZABLE = ("overdue",)  # the daily one; never an escalation, a digest or an urgent issue (visit pace comes twice a week)
+SNOOZE = timedelta(days=1)
+
+
+async def snooze(session: AsyncSession, user_id: int, kind: str, now: datetime) -> datetime:
+    """Keep `kind` quiet for this user for a day from now (again: a day from the new now)."""
+    if kind not in SNOOZABLE:
+        raise ValueError(kind)
+    until = now + SNOOZE
+    row = await session.get(ReminderSnooze, (user_id, kind))
+    if row is None:
+        session.add(ReminderSnooze(user_id=user_id, kind=kind, until=until))
+    else:
+        row.until = until
+    await session.flush()
+    return until
+
+
+async def snoozed(session: AsyncSession, kind: str, at: datetime) -> set[int]:
+    """The users whose `kind` reminder is quiet at `at`."""
+    return set((await session.exec(select(ReminderSnooze.user_id).where(ReminderSnooze.kind == kind, ReminderSnooze.until > at))).all())
+
+
 class ProcessLease(SQLModel, table=True):
     __tablename__ = "process_lease"
 

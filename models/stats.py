@@ -207,7 +207,7 @@ async def issue_figures(
     Groups with no issue reported are left out. `grid_ids=None` means every grid. `total=True` adds the
     figures of all the groups together (grid and category None, first), from the same statement.
     """
-    from models.issues import DONE_STATUSES, REJECTED, RESOLVED, Issue, IssueEvent
+    from models.issues import DONE_STATUSES, EXTEND, REJECTED, RESOLVED, Issue, IssueEvent
 
     conditions = [Issue.reported_at >= period.start, Issue.reported_at < period.end, Issue.reported_at <= at, not_voided_at(Issue, at)]
     if grid_ids is not None:
@@ -238,10 +238,18 @@ async def issue_figures(
         .subquery()
     )
     unchanged = col(Issue.updated_at) <= at
+    # The deadline at the cut-off: a deadline extended after `at` (an `extend` event, models/issues.py)
+    # was the one before the first later extension, or the one the latest extension up to `at` set.
+    before, after = aliased(IssueEvent), aliased(IssueEvent)
+    due_set = (select(before.due_to).where(before.issue_id == Issue.id, before.action == EXTEND, before.at <= at)
+               .order_by(col(before.at).desc(), col(before.id).desc()).limit(1).scalar_subquery())
+    due_held = (select(after.due_from).where(after.issue_id == Issue.id, after.action == EXTEND, after.at > at)
+                .order_by(col(after.at), col(after.id)).limit(1).scalar_subquery())
+    due_then = case((unchanged, col(Issue.due_at)), else_=func.coalesce(due_set, due_held, col(Issue.due_at)))
     base = (
         select(
             col(Issue.id).label("id"), col(Issue.grid_id).label("grid_id"), col(Issue.category).label("category"),
-            col(Issue.reported_at).label("reported_at"), col(Issue.due_at).label("due_at"),
+            col(Issue.reported_at).label("reported_at"), due_then.label("due_at"),
             case((unchanged, col(Issue.status)), else_=status_then).label("status"), latest_resolution.c.resolved_at,
         )
         .outerjoin(latest_resolution, latest_resolution.c.issue_id == Issue.id)

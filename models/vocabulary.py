@@ -49,6 +49,7 @@ ACTION = _table(
     Word("verify", "核实办结", N_("verify")),
     Word("reopen", "重新办理", N_("reopen")),
     Word("attach", "合并上报", N_("add to")),
+    Word("extend", "延期", N_("extend the deadline")),
     Word("void", "作废", N_("void")),
 )
 

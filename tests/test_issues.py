@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import select
@@ -496,9 +497,63 @@ async def test_tasks_are_listed_by_due_time(app, api, db):
     await put_issue(db, s.grid_a, s.worker_a.id, "assigned", s.worker_a.id)  # someone else's
     await put_issue(db, s.grid_a, s.worker_a.id, "resolved", s.worker_a2.id)  # done
     out = await assignee.send("/tasks")
-    assert "Assigned to you</b>: 2" in out[0]["text"] or "Assigned to you: 2" in out[0]["text"]
-    shown = [m["text"].split()[1] for m in out[1:]]
-    assert shown == [f"9901-{sooner:04d}", f"9901-{later:04d}"]
-    assert "⏰ overdue" in out[1]["text"] and "⏰ overdue" not in out[2]["text"]
-    assert [t for t, _ in buttons(out[1])] == ["✅ Resolved", "↩️ Hand back"]
-    assert [t for t, _ in buttons(out[2])] == ["▶️ Start", "✅ Resolved", "↩️ Hand back"]
+    assert len(out) == 1 and "Assigned to you: 2, by due time." in out[0]["text"]  # one message, not one per issue
+    listed = [line for line in out[0]["text"].splitlines() if line[:2] in ("1.", "2.")]
+    assert [line.split()[1] for line in listed] == [f"9901-{sooner:04d}", f"9901-{later:04d}"]
+    assert "⏰ overdue" in listed[0] and "⏰ overdue" not in listed[1]
+    assert [t for t, _ in buttons(out[0])] == [f"🔎 1. 9901-{sooner:04d}", f"🔎 2. 9901-{later:04d}"]
+    card_ = await assignee.press("🔎 1.", out[0])
+    assert [t for t, _ in buttons(card_[-1])] == ["✅ Resolved", "↩️ Hand back"]
+    card_ = await assignee.press("🔎 2.", out[0])
+    assert [t for t, _ in buttons(card_[-1])] == ["▶️ Start", "✅ Resolved", "↩️ Hand back"]
+
+
+async def test_a_long_task_list_pages_in_one_message(app, api, db):
+    s = await seed_issues(db)
+    (assignee,) = await users(app, api, WORKER_A2)
+    for n in range(14):
+        await put_issue(db, s.grid_a, s.worker_a.id, "assigned", s.worker_a2.id, at=clock.now() - timedelta(hours=n))
+    out = await assignee.send("/tasks")
+    assert len(out) == 1 and "Page 1/3" in out[0]["text"] and len(buttons(out[0])) == 6 + 1
+    await assignee.press("More ▶️", out[0])
+    page2 = assignee.message(out[0]["message_id"])
+    assert "Page 2/3" in page2["text"] and "7. " in page2["text"] and [t for t, _ in buttons(page2)][-2:] == ["◀️ Back", "More ▶️"]
+    await assignee.press("More ▶️", page2)
+    page3 = assignee.message(out[0]["message_id"])
+    assert "Page 3/3" in page3["text"] and "14. " in page3["text"] and "More ▶️" not in str(buttons(page3))
+    await assignee.press_data("tasks:page:99", page3)  # a page past the end: the last one
+    assert "Page 3/3" in assignee.message(out[0]["message_id"])["text"]
+
+
+async def test_a_supervisor_extends_a_deadline_with_a_reason_and_past_reports_keep_the_old_one(app, api, db):
+    from models import periods, stats
+
+    s = await seed_issues(db)
+    assignee, supervisor = await users(app, api, WORKER_A2, SUPERVISOR_A)
+    reported = clock.now() - timedelta(days=5)
+    issue_id = await put_issue(db, s.grid_a, s.worker_a.id, "assigned", s.worker_a2.id, at=reported)  # due 3 days after: overdue now
+    before = clock.now()
+    clock.advance(timedelta(hours=1))
+    await supervisor.send(f"/issue 9901-{issue_id:04d}")
+    await supervisor.press("⏳ Extend")
+    assert "How many more days?" in str(supervisor.bot_messages())
+    await supervisor.press("+7 d")
+    assert "Why does issue" in supervisor.last
+    out = await supervisor.send("等待供电公司更换电缆")
+    assert "the deadline is now" in texts(out)
+    (issue,) = [i for i in await rows(db, Issue) if i.id == issue_id]
+    assert issue.due_at == clock.now() + timedelta(days=7) and issue.status == "assigned"
+    extend = (await events(db, issue_id))[-1]
+    assert extend[:3] == ("extend", "assigned", "assigned") and extend[4] == "等待供电公司更换电缆"
+    assert "more time" in assignee.last and "等待供电公司更换电缆" in assignee.last
+    # The figures: overdue before the extension (as of then), not overdue now.
+    half = periods.current("half", clock.now(), ZoneInfo("Asia/Shanghai"))
+    async with db.session() as session:
+        (then,) = await stats.issue_figures(session, half, before, [s.grid_a], by=())
+        (now,) = await stats.issue_figures(session, half, clock.now(), [s.grid_a], by=())
+    assert (then.overdue, now.overdue) == (1, 0)
+    # A worker has no such button, and a forged one is refused.
+    await assignee.send(f"/issue 9901-{issue_id:04d}")
+    assert "⏳ Extend" not in str(buttons(assignee.keyboard_message()))
+    await assignee.press_data(f"issn:extend:{issue_id}:a:7", assignee.keyboard_message())
+    assert assignee.draft is None and (await rows(db, Issue))[0].due_at == issue.due_at

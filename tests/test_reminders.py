@@ -201,7 +201,7 @@ async def test_overdue_reminder_lists_assignee_and_supervisor_issues_with_open_b
     assert "Your issues overdue or due today</b>" not in text and "Your issues overdue or due today: 2" in text
     assert "9901-0001" in text and "⏰ overdue" in text and "9901-0002" in text and "due today" in text and "9901-0003" not in text
     message = w.bot_messages()[-1]
-    assert [b[1] for b in buttons(message)] == [f"rem:open:{overdue}", f"rem:open:{today}"]
+    assert [b[1] for b in buttons(message)] == [f"rem:open:{overdue}", f"rem:open:{today}", "snz:overdue"]
     out = await w.press_data(f"rem:open:{overdue}", message)
     assert "📌 <b>9901-0001</b>" not in out[-1]["text"] and "9901-0001" in out[-1]["text"] and buttons(out[-1])  # the card with its buttons
     sup = Tg(app, api, SUPERVISOR_A).last
@@ -215,6 +215,43 @@ async def test_overdue_reminder_lists_assignee_and_supervisor_issues_with_open_b
     escalations = [r for r in await rows(db) if r.kind == "escalation"]
     assert len(escalations) == 1 and escalations[0].period_key == f"issue:{late}"
     assert len([r for r in await rows(db) if r.kind == "overdue_assignee"]) == 2
+
+
+async def test_snooze_keeps_the_daily_overdue_reminder_quiet_for_a_day_but_not_an_urgent_issue(app, api, db):
+    s = await seed_issues(db)
+    hello(api, WORKER_A, SUPERVISOR_A)
+    now = local(2026, 5, 20, 8, 37)
+    await put_issue(db, s.grid_a, s.worker_a.id, "assigned", s.worker_a.id, at=now - timedelta(days=4))
+    clock.freeze(now)
+    await run_job(app, "overdue")
+    await drain_all(app)
+    w = Tg(app, api, WORKER_A)
+    await w.press("😴 Snooze for a day", w.bot_messages()[-1])
+    assert w.answers()[-1] == "😴 No overdue reminders until 05-21 08:37."
+    before = len(w.bot_messages())
+    clock.freeze(now + timedelta(days=1) - timedelta(minutes=1))  # the next day's run, a minute early: still quiet
+    await run_job(app, "overdue", scheduled=clock.now())
+    await drain_all(app)
+    assert len(w.bot_messages()) == before and "Overdue issues in your grids" in Tg(app, api, SUPERVISOR_A).last  # only the presser is quiet
+    # An urgent issue is said even while snoozed; and the day after, the reminder is back.
+    async with db.session() as session:
+        from models.issues import Issue
+
+        (issue,) = (await session.exec(select(Issue))).all()
+        issue.urgent = True
+        await session.commit()
+    clock.freeze(now + timedelta(days=1, minutes=-1, seconds=30))
+    await run_job(app, "overdue", scheduled=clock.now())
+    await drain_all(app)
+    assert len(w.bot_messages()) == before + 1 and "😴" not in str(buttons(w.bot_messages()[-1]))  # no snooze for an urgent one
+    clock.freeze(now + timedelta(days=2))
+    async with db.session() as session:
+        (issue,) = (await session.exec(select(Issue))).all()
+        issue.urgent = False
+        await session.commit()
+    await run_job(app, "overdue", scheduled=clock.now())
+    await drain_all(app)
+    assert len(w.bot_messages()) == before + 2
 
 
 async def test_open_button_refuses_an_issue_outside_the_users_grids(app, api, db):

@@ -11,7 +11,7 @@ from bot.exporter import build_export
 from bot.importer import read_upload
 from models import periods
 from models.importer import ImportRefused, run_import
-from models.issues import Issue, transition
+from models.issues import Issue, extend_due, transition
 from models.tables import Grid
 from models.users import get_member
 from sqlmodel import select
@@ -61,6 +61,9 @@ async def _history(db) -> None:  # noqa: ANN001
         clock.freeze(clock.now() + timedelta(minutes=30 + n))
         async with db.session() as s:
             await transition(s, issues[number], action, actor, expected, note, assignee_id=assignee)
+    clock.freeze(clock.now() + timedelta(hours=1))
+    async with db.session() as s:  # more time for the reopened lock (延期): a deadline the history carries
+        await extend_due(s, issues["2102-0001"], supervisor, "assigned", 5, "等待业主回复")
 
 
 async def test_export_import_export_gives_the_same_ledgers(db):
@@ -72,6 +75,8 @@ async def test_export_import_export_gives_the_same_ledgers(db):
     assert [r[3] for r in events_sheet[1] if r[0] == "2106-0001"] == [
         "上报", "派单", "开始处置", "处置完成", "重新办理", "派单", "处置完成", "核实办结"]
     assert ("派单", "待派单", "已派单", "李强") in [r[3:7] for r in events_sheet[1]]
+    (extension,) = [r for r in events_sheet[1] if r[3] == "延期"]
+    assert extension[0] == "2102-0001" and extension[7] == "等待业主回复" and extension[8]
 
     await empty(db)
     for kind in REGISTRIES:
