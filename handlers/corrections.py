@@ -17,13 +17,14 @@ from __future__ import annotations
 import re
 
 from telegram import Update
-from telegram.ext import CommandHandler
+from telegram.ext import CallbackQueryHandler, CommandHandler
 
+from bot import clock
 from bot.context import GridContext
 from bot.i18n import N_
-from handlers.common import esc, reply, requires
-from handlers.flow import rule_message
-from handlers.visits import SITUATION_LABELS
+from handlers.common import edit_message, esc, reply, requires
+from handlers.flow import answer_query, rule_message
+from handlers.visits import SITUATION_LABELS, UNDO_CLOSED
 from models import corrections
 from models.errors import RuleError
 from models.tables import Role
@@ -169,7 +170,29 @@ async def correct_command(update: Update, context: GridContext) -> None:
         kind=_kind(context, kind).capitalize(), ref=esc(record.label), changes=changes))
 
 
+async def undo_button(update: Update, context: GridContext) -> None:
+    """`aft:visit|patrol:<id>:undo` (a saved confirmation): void it at once, as /void would, with the
+    reason that it was undone right after saving — for its author, within the undo window."""
+    query = update.callback_query
+    member = context.member
+    _aft, kind, ref, _action = (query.data or "").split(":")
+    try:
+        async with context.db.session() as session:
+            record = await corrections.find_record(session, kind, ref)
+            if not corrections.undo_open(member, record, clock.now()):
+                await answer_query(query, context._(UNDO_CLOSED).format(minutes=corrections.UNDO_WINDOW.seconds // 60, kind=kind, id=ref), alert=True)
+                return
+            await corrections.void_record(session, kind, ref, member, context._("Undone by its author right after saving"))
+    except RuleError as err:
+        await answer_query(query, _rule(context, err), alert=True)
+        return
+    await answer_query(query, context._("↩️ Undone."))
+    await edit_message(update, context._("↩️ {kind} {ref} was undone: it is voided and left out of every figure; the correction trail keeps it.").format(
+        kind=_kind(context, kind).capitalize(), ref=esc(record.label)))
+
+
 HANDLERS = [
     CommandHandler("void", void_command),
     CommandHandler("correct", correct_command),
+    CallbackQueryHandler(undo_button, pattern=r"^aft:(visit|patrol):\d{1,12}:undo$"),
 ]

@@ -186,6 +186,17 @@ MAX_PHOTO_FILE = 10 * 2**20  # what Telegram takes as a photo upload, when it is
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 
+def undo_row(context: GridContext, kind: str, record_id: int, edit: bool = True) -> list[InlineKeyboardButton]:
+    """✏️ Edit / ↩️ Undo for a saved confirmation (models.corrections.UNDO_WINDOW; audit-trailed
+    like /correct and /void)."""
+    row = [InlineKeyboardButton(context._("✏️ Edit"), callback_data=f"aft:{kind}:{record_id}:edit")] if edit else []
+    return row + [InlineKeyboardButton(context._("↩️ Undo"), callback_data=f"aft:{kind}:{record_id}:undo")]
+
+
+def with_row(markup: InlineKeyboardMarkup | None, row: list[InlineKeyboardButton]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([*(markup.inline_keyboard if markup else ()), row])
+
+
 async def send_pin(context: GridContext, chat_id: int, latitude: float | None, longitude: float | None) -> None:
     """A place as a location pin (the phone opens it in its map app); the text beside it carries the
     address. Never raises: a pin that cannot be sent leaves the message it goes with as it is."""

@@ -76,6 +76,8 @@ from handlers.flow import (
     send_stored_photo,
     summary_line,
     tell_outcome,
+    undo_row,
+    with_row,
 )
 from handlers.issues import report_button
 from jobs import reinspection
@@ -497,6 +499,7 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
         button_ = report_button(context, context._("📝 Report an issue from this patrol"), location=None, photos=d.get("photos", []),
                                 grid_id=d["grid_id"], source="patrol", source_id=saved.patrol_id, address=shop_address)
         markup = InlineKeyboardMarkup([[button_]])
+    markup = with_row(markup, undo_row(context, "patrol", saved.patrol_id, edit=False))  # ↩️ for a patrol saved by mistake
     await tell_outcome(update, context, draft, [("\n".join(lines), markup)],
                        summary=summary_text(context, draft) + "\n\n" + context._("✅ Saved as patrol #{id}.").format(id=saved.patrol_id))
     if saved.created:

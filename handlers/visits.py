@@ -25,6 +25,7 @@ Every state: /cancel discards the draft; a wrong kind of input is answered and t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from datetime import datetime
@@ -54,9 +55,11 @@ from handlers.flow import (
     tell_outcome,
     toggle,
     toggle_markup,
+    undo_row,
+    with_row,
 )
 from handlers.issues import category_label, status_label, visit_report_markup
-from models import periods, stats
+from models import corrections, periods, stats
 from models.errors import RuleError
 from models.issues import my_reports
 from models.residents import ResidentRow, household_residents
@@ -72,6 +75,7 @@ from models.visits import (
     VisitDraft,
     HouseholdRow,
     get_household,
+    get_visit,
     households_at,
     last_visit_at,
     save_visit,
@@ -395,6 +399,8 @@ def summary_text(context: GridContext, draft: dict) -> str:
         summary_line(context._("Photos"), str(len(d.get("photos", [])))),
         summary_line(context._("Location"), location),
     ]
+    if d.get("replaces"):
+        lines.append(context._("✏️ Saving replaces visit #{id} (it is voided, with the reason kept).").format(id=d["replaces"]))
     return "\n".join(lines)
 
 
@@ -425,13 +431,46 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
             context.notice = context._("You no longer work in that grid; edit the household.")
             return STAY
         visit_id, _created = await save_visit(session, visit)
+        if d.get("replaces"):  # ✏️ Edit right after saving: the new save takes the old one's place, in one transaction
+            with contextlib.suppress(RuleError):  # undone meanwhile: nothing left to replace
+                await corrections.void_record(session, "visit", d["replaces"], member,
+                                              context._("Replaced by visit #{id} (edited right after saving)").format(id=visit_id))
     # The record is committed; whatever happens to the replies below, it stays saved once.
 
     await tell_outcome(update, context, draft, [(
         context._("✅ Visit #{id} saved. Thank you! /visit logs the next one, /my shows your figures.").format(id=visit_id),
-        visit_report_markup(context, visit_id, d["situations"]),
+        with_row(visit_report_markup(context, visit_id, d["situations"]), undo_row(context, "visit", visit_id)),
     )], summary=summary_text(context, draft) + "\n\n" + context._("✅ Saved as visit #{id}.").format(id=visit_id))
     return END
+
+
+async def edit_saved_button(update: Update, context: GridContext) -> object:
+    """`aft:visit:<id>:edit` (a saved confirmation, within the undo window): the visit back in its
+    summary, to change any field; saving it replaces the saved one (voided, with the reason)."""
+    query = update.callback_query
+    member = context.member
+    visit_id = int((query.data or "").split(":")[2])
+    async with context.db.session() as session:
+        record = await corrections.find_record(session, "visit", visit_id)
+        saved = await get_visit(session, visit_id)
+    if not corrections.undo_open(member, record, clock.now()):
+        await answer_query(query, context._(UNDO_CLOSED).format(minutes=corrections.UNDO_WINDOW.seconds // 60, kind="visit", id=visit_id), alert=True)
+        return END
+
+    async def prefill(draft: dict) -> str | None:
+        if await _choose_household(context, draft, saved.household_id) is None:
+            await reply(update, context, context._("That household is not in your grids (or no longer active)."))
+            return None
+        draft["data"].update(visited_at=saved.visited_at.isoformat(), people_met=saved.people_met, situations=list(saved.situations),
+                             notes=saved.notes, photos=list(saved.photos), latitude=saved.latitude, longitude=saved.longitude, replaces=visit_id)
+        return CONFIRM
+
+    state = await VISIT_FLOW.start(update, context, prefill)
+    await answer_query(query)
+    return state
+
+
+UNDO_CLOSED = N_("These buttons work for {minutes} minutes after saving, for whoever saved it. Now use /correct {kind} {id} … or /void {kind} {id} REASON.")
 
 
 SUMMARY = Summary(text=summary_text, fields=_editable, save=_save, on_edit=_on_edit)
@@ -457,7 +496,8 @@ VISIT_FLOW = register_flow(Flow(
     command="visit",
     confirm=CONFIRM,
     begin=begin,
-    entry=[CallbackQueryHandler(visit_household_button, pattern=r"^vgo:\d{1,12}$")],
+    entry=[CallbackQueryHandler(visit_household_button, pattern=r"^vgo:\d{1,12}$"),
+           CallbackQueryHandler(edit_saved_button, pattern=r"^aft:visit:\d{1,12}:edit$")],
     steps=[
         Step(HOUSEHOLD, ask_household, N_("part of an address to search, or a button"), on_text=household_text, on_button=household_button),
         Step(NEW_ADDRESS, ask_new_address, N_("the new household's address as text"), on_text=new_address_text, on_button=new_address_button,

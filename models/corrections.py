@@ -126,6 +126,15 @@ async def _load(session: AsyncSession, kind: str, ref: str | int) -> tuple[Recor
     return RecordRef(kind, patrol.id, f"#{patrol.id}", grid_id, patrol.worker_id, patrol.created_at, patrol.voided_at), patrol
 
 
+UNDO_WINDOW = timedelta(minutes=10)  # how long a saved confirmation offers ✏️ Edit / ↩️ Undo
+
+
+def undo_open(member: Member, record: RecordRef, now: datetime) -> bool:
+    """The ✏️ / ↩️ buttons of a confirmation work for its author, for UNDO_WINDOW after saving
+    (later, /void and /correct remain, under their own rules)."""
+    return member.active and record.author_id == member.id and record.voided_at is None and now - record.saved_at <= UNDO_WINDOW
+
+
 async def find_record(session: AsyncSession, kind: str, ref: str | int) -> RecordRef:
     return (await _load(session, kind, ref))[0]
 

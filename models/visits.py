@@ -116,6 +116,10 @@ async def get_household(session: AsyncSession, household_id: int, grid_ids: list
     return HouseholdRow(h.id, h.grid_id, code, h.address, tuple(h.tags))
 
 
+async def get_visit(session: AsyncSession, visit_id: int) -> Visit | None:
+    return (await session.exec(select(Visit).where(Visit.id == visit_id))).first()
+
+
 async def last_visit_at(session: AsyncSession, household_id: int) -> datetime | None:
     """When the household was last visited (a voided visit does not count)."""
     return (await session.exec(

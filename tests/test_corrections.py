@@ -17,6 +17,7 @@ from models.issues import ASSIGNED, Issue, IssueEvent, find_issue, open_tasks, s
 from models.patrols import Finding, Patrol, Shop
 from models.tables import Role, Visit
 from models.users import create_user, get_member
+from bot.localapi import buttons
 from tests.conftest import ADMIN_ID, Tg, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B, seed
 from tests.test_export import sent_workbook
@@ -353,3 +354,83 @@ async def test_help_lists_void_and_correct_for_workers(app, api, db):
     await seed(db)
     out = await Tg(app, api, WORKER_A).send("/help")
     assert "/void" in texts(out) and "/correct" in texts(out)
+
+
+# -- ✏️ Edit / ↩️ Undo right after saving ------------------------------------------------------------
+
+
+async def db_rows(db, model) -> list:  # noqa: ANN001
+    async with db.session() as s:
+        return list((await s.exec(select(model).order_by(model.id))).all())
+
+
+async def test_undo_right_after_saving_voids_the_visit_with_its_trail(app, api, db):
+    from tests.test_visit import walk_to
+
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "CONFIRM")
+    out = await u.press("Save")
+    saved = out[-1]
+    assert [t for t, _ in buttons(saved)] == ["✏️ Edit", "↩️ Undo"]
+    await u.press("↩️ Undo", saved)
+    assert u.answers()[-1] == "↩️ Undone."
+    assert "Visit #1 was undone" in u.message(saved["message_id"])["text"]
+    async with db.session() as s:
+        (visit,) = (await s.exec(select(Visit))).all()
+        (trail,) = (await s.exec(select(Correction))).all()
+    assert visit.voided_at == clock.now() and (trail.action, trail.reason) == ("voided", "Undone by its author right after saving")
+    await u.press_data("aft:visit:1:undo", saved)  # twice: nothing more
+    assert len((await db_rows(db, Correction))) == 1
+
+
+async def test_edit_right_after_saving_reopens_the_summary_and_the_new_save_replaces_the_old(app, api, db):
+    from tests.test_visit import walk_to
+
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "CONFIRM")
+    saved = (await u.press("Save"))[-1]
+    out = await u.press("✏️ Edit", saved)
+    assert "Saving replaces visit #1" in texts(out) and u.draft["step"] == "CONFIRM"
+    await u.press("Edit")
+    await u.press("People met")
+    await u.send("5")
+    await u.press("Save")
+    visits = await db_rows(db, Visit)
+    assert [(v.id, v.people_met, v.voided_at is not None) for v in visits] == [(1, 2, True), (2, 5, False)]
+    (trail,) = await db_rows(db, Correction)
+    assert trail.reason == "Replaced by visit #2 (edited right after saving)" and trail.record_id == 1
+    assert visits[1].notes == visits[0].notes and visits[1].photos == visits[0].photos  # everything else carried over
+
+
+async def test_edit_and_undo_close_after_ten_minutes_and_are_the_authors_only(app, api, db):
+    from tests.test_visit import walk_to
+
+    await seed(db)
+    u = Tg(app, api, WORKER_A)
+    await walk_to(u, "CONFIRM")
+    saved = (await u.press("Save"))[-1]
+    other = Tg(app, api, SUPERVISOR_A)  # a forged button in another user's chat
+    await other.press_data("aft:visit:1:undo", (await other.send("/help"))[-1])
+    assert "for whoever saved it" in (other.answers()[-1] or "")
+    clock.advance(timedelta(minutes=11))
+    await u.press("↩️ Undo", saved)
+    assert "/void visit 1 REASON" in (u.answers()[-1] or "")
+    await u.press("✏️ Edit", saved)
+    assert "/correct visit 1" in (u.answers()[-1] or "") and u.draft is None
+    assert [v.voided_at for v in await db_rows(db, Visit)] == [None] and await db_rows(db, Correction) == []
+
+
+async def test_a_patrol_saved_by_mistake_is_undone_from_its_confirmation(app, api, db):
+    from tests.seed_patrols import seed_patrols
+    from tests.test_patrols import patrol
+
+    await seed_patrols(db)
+    u = Tg(app, api, WORKER_A)
+    out = await patrol(u, "老王面馆")
+    saved = next(m for m in reversed(out) if "↩️ Undo" in str(buttons(m)))
+    assert "✏️ Edit" not in str(buttons(saved))  # a patrol is undone and logged again, not edited
+    await u.press("↩️ Undo", saved)
+    (row,) = await db_rows(db, Patrol)
+    assert row.voided_at is not None and "Patrol #1 was undone" in u.message(saved["message_id"])["text"]

@@ -68,8 +68,8 @@ async def test_configured_admin_creates_grid_and_invites_a_worker_who_joins(app,
         assert inv.used_by == user.id and inv.used_at == clock.now()
     # The worker's command menu lists exactly their commands.
     menu = api.commands(TOKEN, {"type": "chat", "chat_id": 3001})
-    assert {c["command"] for c in menu} == {"visit", "my", "patrol", "shop", "report", "tasks", "issue", "void", "correct", "due", "forget_me", "lang",
-                                                 "cancel", "help"}
+    assert {c["command"] for c in menu} == {"visit", "my", "patrol", "shop", "report", "tasks", "issue", "void", "correct", "due", "forget_me", "menu",
+                                                 "lang", "cancel", "help"}
 
 
 @pytest.mark.parametrize("case", ["used", "expired", "unknown"])
@@ -114,7 +114,7 @@ async def test_help_lists_exactly_the_roles_commands(app, api, db):
     worker = Tg(app, api, WORKER_A)
     out = await worker.send("/help")
     assert set(re.findall(r"/\w+", texts(out))) == {"/visit", "/my", "/patrol", "/shop", "/report", "/tasks", "/issue",
-                                                          "/void", "/correct", "/due", "/forget_me", "/lang", "/cancel", "/help"}
+                                                          "/void", "/correct", "/due", "/forget_me", "/menu", "/lang", "/cancel", "/help"}
     out = await worker.send("/invite worker G01")
     assert "not available for your role" in texts(out)
     out = await worker.send("/grid_add G09 x")

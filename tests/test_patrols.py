@@ -204,7 +204,7 @@ async def test_failing_reinspection_keeps_the_order_open_and_tells_the_superviso
     await sup.send("/help")
     u = Tg(app, api, WORKER_A)
     await patrol(u, "老王面馆", {SAMPLES: "e", HEALTH: "e"})
-    cards = [m for m in sup.bot_messages() if buttons(m)]
+    cards = [m for m in sup.bot_messages() if buttons(m) and "Escalated finding" in m.get("text", "")]
     assert len(cards) == 2  # one per escalated finding
     await tap(sup, "Rectify on site", cards[0])
     await tap(sup, "7 days", cards[0])
@@ -474,7 +474,7 @@ async def test_a_problem_found_on_a_patrol_becomes_an_issue_report(app, api, db)
     await walk_to(u, "CONFIRM")
     out = await u.press("Save")
     saved = next(m for m in out if buttons(m))
-    assert [t for t, _ in buttons(saved)] == ["📝 Report an issue from this patrol"]
+    assert [t for t, _ in buttons(saved)] == ["📝 Report an issue from this patrol", "↩️ Undo"]
     out = await u.press("Report an issue from this patrol", saved)
     assert "carried over" in texts(out)
     await u.press("Restaurant fumes")
