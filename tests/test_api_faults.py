@@ -371,7 +371,8 @@ async def test_the_queued_confirmation_keeps_its_button(fapp, api, db):
     api.clear_faults()
     assert await drain_all(fapp) == 1
     message = api.bot_messages(TOKEN, WORKER_A)[-1]
-    assert "✅ Visit #1 saved" in message["text"] and buttons(message) == [("📝 Report an issue from this visit", "issue:visit:1")]
+    assert "✅ Visit #1 saved" in message["text"] and buttons(message) == [
+        ("📝 Report an issue from this visit", "issue:visit:1"), ("✏️ Edit", "aft:visit:1:edit"), ("↩️ Undo", "aft:visit:1:undo")]
     out = await u.press("Report an issue from this visit")
     assert "Step 1/6" in out[-1]["text"] and u.draft["flow"] == "report"
 

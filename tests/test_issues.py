@@ -358,7 +358,7 @@ async def test_visit_hazard_becomes_an_issue_with_one_button(app, api, db):
     await worker.send("/done")
     await worker.location(LAT, LON)
     out = await worker.press("Save")
-    assert [t for t, _ in buttons(out[-1])] == ["📝 Report an issue from this visit"]
+    assert [t for t, _ in buttons(out[-1])] == ["📝 Report an issue from this visit", "✏️ Edit", "↩️ Undo"]
     saved = out[-1]
     out = await worker.press("Report an issue from this visit", saved)
     assert "carried over" in texts(out)
