@@ -30,7 +30,8 @@ from telegram import Update
 from bench.common import TOKEN, WORK, pct, settings_for
 from bench.conversations import _request
 from bench.generate import SUPERVISOR_TG, WORKER_TG, Size, generate
-from bot import clock, delivery
+from bot import delivery
+from models import clock
 from bot.app import build_application
 from bot.db import Database
 from bot.localapi import LocalBotAPI

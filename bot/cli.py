@@ -113,7 +113,7 @@ def _holder_gone(host: str, pid: int) -> bool:
 
 async def _lease(url: str, holder: str, *, acquire: bool):  # noqa: ANN202 - models.reminders.Lease | None
     """Take (or give back) the single-process lease; the lease of the live holder when it is taken."""
-    from bot import clock
+    from models import clock
     from bot.db import Database
     from handlers.reminders import LEASE_TTL
     from models.reminders import acquire_lease, release_lease
@@ -238,7 +238,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _period(text: str, settings: Settings):  # noqa: ANN202
-    from bot import clock
+    from models import clock
     from models import periods
 
     try:
@@ -253,7 +253,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings()
     from pathlib import Path
 
-    from bot import clock
+    from models import clock
     from bot.exporter import build_export
     from models import audit
     from models.summary import all_grid_ids
@@ -285,7 +285,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     settings = _settings()
     from pathlib import Path
 
-    from bot import clock
+    from models import clock
     from bot.exporter import summary_workbook
     from models.periods import cutoff_of_day
     from models.summary import numbers_from, paragraph_en, paragraph_zh, summary_figures

@@ -12,7 +12,7 @@ chat state and printed, inline buttons numbered. After each input the console wa
 has fetched the update (getUpdates moved past it), handled it (the update queue is empty) and sent
 nothing more for a moment, so the transcript is in a fixed order.
 
-Time: the sandbox clock (`bot.clock`) runs with real time and `/time +1d` moves it forward. The job
+Time: the sandbox clock (`models.clock`) runs with real time and `/time +1d` moves it forward. The job
 queue (APScheduler) schedules in real time, so the jump is mirrored there: every job that falls due
 within the jump runs now, in due order, with the clock set to its due moment (a repeating job runs
 once, as APScheduler coalesces missed runs); the remaining one-off and interval jobs are moved the
@@ -42,7 +42,7 @@ from typing import TextIO
 from pydantic import ValidationError
 from telegram.ext import Job
 
-from bot import clock
+from models import clock
 from bot.demo import DEMO_USERS, DemoUser
 from bot.localapi import LocalBotAPI, LocalBotAPIServer, buttons, reply_buttons, run_in_thread
 from bot.settings import Settings, format_settings_error, load_settings

@@ -44,7 +44,9 @@ from aiolimiter import AsyncLimiter
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot import clock, wecom
+from bot import wecom
+
+from models import clock
 from models import outbox
 from models.outbox import NewMessage, Row
 

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from bot import clock
+from models import clock
 from bot.db import Database, upgrade
 from bot.settings import Settings
 from models.tables import Grid, Household, Role, User

@@ -24,7 +24,7 @@ from telegram import Update
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
 
-from bot import clock
+from models import clock
 from bot.db import Database
 from models import state
 

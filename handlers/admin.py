@@ -23,7 +23,7 @@ from telegram import BotCommandScopeChat, Update
 from telegram.error import TelegramError
 from telegram.ext import CommandHandler, MessageHandler, filters
 
-from bot import clock
+from models import clock
 from bot.context import GridContext
 from bot.exporter import KINDS as EXPORT_KINDS
 from bot.exporter import build_export, summary_workbook
@@ -31,7 +31,7 @@ from bot.i18n import N_, gettext_for
 from bot.importer import FileProblem, read_upload, report, template
 from handlers.common import esc, percent, reply, requires, role_name
 from handlers.flow import rule_message
-from handlers.issues import category_label, status_label
+from models.vocabulary import category_label, status_label
 from models import admin as admin_model
 from models import audit, periods, stats
 from models.errors import RuleError

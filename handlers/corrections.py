@@ -19,7 +19,7 @@ import re
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot import clock
+from models import clock
 from bot.context import GridContext
 from bot.i18n import N_
 from handlers.common import edit_message, esc, reply, requires

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from telegram import Update
 
-from bot import clock
+from models import clock
 from bot.context import GridContext
 from bot.db import is_transient
 from bot.i18n import gettext_for, resolve_language

@@ -24,7 +24,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardMa
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, TypeHandler, filters
 
-from bot import clock, delivery
+from bot import delivery
+
+from models import clock
 from bot.context import GridContext
 from bot.i18n import N_
 from handlers.common import edit_message, esc, reply

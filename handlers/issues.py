@@ -50,7 +50,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot import clock
+from models import clock
 from bot.context import GridContext
 from bot.i18n import N_, gettext_for, resolve_language
 from handlers.common import edit_message, esc, reply, requires
@@ -74,6 +74,7 @@ from handlers.flow import (
     tell_outcome,
 )
 from models import vocabulary
+from models.vocabulary import category_label, status_label
 from models.errors import RuleError
 from models.issues import (
     ASSIGNED,
@@ -124,13 +125,6 @@ NOTE, AFTER_PHOTO = "NOTE", "AFTER_PHOTO"
 ALL = (Role.WORKER, Role.SUPERVISOR, Role.ADMIN)
 VISIT_HAZARDS = {"安全隐患", "矛盾纠纷"}  # a visit with one of these offers "report an issue"
 
-CATEGORY_LABELS = {
-    "市容环境": N_("City appearance"), "户外招牌": N_("Outdoor signs"), "违规地锁": N_("Illegal ground locks"),
-    "僵尸车": N_("Zombie cars"), "违规种菜": N_("Illegal vegetable plots"), "油烟扰民": N_("Restaurant fumes"),
-    "排水污水": N_("Drainage and sewage"), "垃圾分类": N_("Waste sorting"), "安全隐患": N_("Safety hazard"),
-    "矛盾纠纷": N_("Dispute"), "其他": N_("Other"),
-}
-STATUS_LABELS = {code: w.en for code, w in vocabulary.STATUS.items()} | {"new": N_("new")}  # one vocabulary (models/vocabulary)
 ACTION_LABELS = {
     "submit": N_("reported it"), "resolve_on_spot": N_("resolved it on the spot"), "assign": N_("assigned it to {name}"),
     "reject": N_("rejected it"), "start": N_("started work"), "resolve": N_("resolved it"), "hand_back": N_("handed it back"),
@@ -185,14 +179,6 @@ REOPENED_FOR_DISPATCH = N_("🔁 Issue {id} is reopened and waits for dispatch: 
 
 def _t_for(context: GridContext, member: Member) -> Callable[[str], str]:
     return gettext_for(resolve_language(member.language, None, context.settings.default_language))
-
-
-def category_label(t: Callable[[str], str], category: str) -> str:
-    return t(CATEGORY_LABELS[category]) if category in CATEGORY_LABELS else category
-
-
-def status_label(t: Callable[[str], str], status: str) -> str:
-    return t(STATUS_LABELS.get(status, status))
 
 
 def _when(context: GridContext, at: datetime) -> str:

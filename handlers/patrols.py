@@ -55,7 +55,7 @@ from datetime import datetime, timedelta
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot import clock
+from models import clock
 from bot.context import GridContext
 from bot.i18n import N_, gettext_for, resolve_language
 from handlers.common import edit_message, esc, local_time, reply, requires

@@ -16,7 +16,9 @@ from babel.dates import format_date, format_skeleton, get_day_names
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot import clock, delivery
+from bot import delivery
+
+from models import clock
 from bot.context import GridContext
 from bot.i18n import N_
 from handlers.common import esc, reply, requires

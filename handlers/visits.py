@@ -33,7 +33,7 @@ from datetime import datetime
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot import clock
+from models import clock
 from bot.context import GridContext
 from bot.i18n import N_
 from handlers.common import edit_message, esc, local_time, percent, reply, requires
@@ -58,8 +58,9 @@ from handlers.flow import (
     undo_row,
     with_row,
 )
-from handlers.issues import category_label, status_label, visit_report_markup
+from handlers.issues import visit_report_markup
 from models import corrections, periods, stats
+from models.vocabulary import category_label, status_label
 from models.errors import RuleError
 from models.issues import my_reports
 from models.residents import ResidentRow, household_residents

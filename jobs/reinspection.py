@@ -15,7 +15,7 @@ import html
 import logging
 from dataclasses import dataclass, field
 
-from bot import clock
+from models import clock
 from bot.delivery import drain, tg
 from bot.i18n import gettext_for, resolve_language
 from models import outbox

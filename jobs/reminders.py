@@ -18,8 +18,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from bot import clock
+from models import clock
 from bot.delivery import buttons_payload, tg
+from models.vocabulary import category_label, status_label
 from bot.i18n import gettext_for, resolve_language
 from models import outbox, periods
 from models import reminders as rm
@@ -119,8 +120,6 @@ async def produce_visit_pace(session, app, scheduled: datetime, now: datetime) -
 
 
 def _issue_line(_, issue, now: datetime, tz) -> str:  # noqa: ANN001
-    from handlers.issues import category_label, status_label
-
     due = issue.due_at.astimezone(tz).strftime("%m-%d %H:%M")
     mark = _("⏰ overdue") if issue.due_at < now else _("due today")
     urgent = " 🔴" if issue.urgent else ""
@@ -144,7 +143,6 @@ def _snooze_buttons(_, kind: str) -> dict:  # noqa: ANN001
 
 
 async def produce_overdue(session, app, scheduled: datetime, now: datetime) -> list[NewMessage]:  # noqa: ANN001
-    from handlers.issues import category_label
     from models.checklist import item_label
     from models.patrols import local_day_start
 

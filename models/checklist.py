@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bot.i18n import N_
+from models.vocabulary import N_
 
 SHOP_CATEGORIES = ("餐饮服务", "食品销售", "小作坊", "其他")
 # Display names (English msgids; the zh_CN catalog gives the Chinese back). Items of a configured

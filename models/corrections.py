@@ -23,7 +23,7 @@ from sqlalchemy import JSON, Column, Index, Text, update
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import clock
+from models import clock
 from models.errors import RuleError
 from models.issues import Issue, IssueEvent, validate_description
 from models.patrols import Patrol, Shop

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import clock
+from models import clock
 from models.errors import RuleError
 from models.tables import Grid, Household, Role, User, UserGrid, Visit, utc_field
 from models.text import clean_text, mask_id_numbers, one_line

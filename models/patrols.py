@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import clock
+from models import clock
 from models.checklist import SHOP_CATEGORIES
 from models.errors import RuleError
 from models.tables import Grid, Role, User, UserGrid, created_field, utc_field

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import clock
+from models import clock
 from models.tables import PersistedState, ProcessedUpdate
 
 

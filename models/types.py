@@ -18,7 +18,7 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column; use bot.clock.now()")
+            raise ValueError("naive datetime given to a UTC column; use models.clock.now()")
         value = value.astimezone(UTC)
         # SQLite compares timestamps as text: store them naive in one fixed format.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value

@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import clock
+from models import clock
 from models.errors import RuleError
 from models.tables import Grid, Invitation, Role, User, UserGrid
 

@@ -9,6 +9,7 @@ word, the stored code and the words older versions and other systems use (已解
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -85,3 +86,23 @@ def parse(table: dict[str, Word], text: str) -> str | None:
 
 def _norm(text: str) -> str:
     return "".join(str(text or "").split()).lower().replace("(", "（").replace(")", "）")
+
+
+# -- the words shown in the chat (translated through the catalogs) -----------------------------------
+
+CATEGORY_LABELS = {  # the issue categories of the default configuration, by their stored Chinese name
+    "市容环境": N_("City appearance"), "户外招牌": N_("Outdoor signs"), "违规地锁": N_("Illegal ground locks"),
+    "僵尸车": N_("Zombie cars"), "违规种菜": N_("Illegal vegetable plots"), "油烟扰民": N_("Restaurant fumes"),
+    "排水污水": N_("Drainage and sewage"), "垃圾分类": N_("Waste sorting"), "安全隐患": N_("Safety hazard"),
+    "矛盾纠纷": N_("Dispute"), "其他": N_("Other"),
+}
+STATUS_LABELS = {code: w.en for code, w in STATUS.items()} | {"new": N_("new")}
+
+
+def category_label(t: Callable[[str], str], category: str) -> str:
+    """A category in the reader's language (a category the office added is shown as it is)."""
+    return t(CATEGORY_LABELS[category]) if category in CATEGORY_LABELS else category
+
+
+def status_label(t: Callable[[str], str], status: str) -> str:
+    return t(STATUS_LABELS.get(status, status))

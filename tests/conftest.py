@@ -16,7 +16,7 @@ from sqlalchemy import text
 from telegram import Update
 from telegram.request import HTTPXRequest
 
-from bot import clock
+from models import clock
 from bot.app import GridApplication, build_application
 from bot.db import Database, upgrade
 from bot.localapi import LocalBotAPI, buttons

@@ -2,7 +2,7 @@
 
 It checks what the real robot checks (msgtype, markdown content <= 4096 bytes, image base64 whose
 md5 matches and whose size is <= 2 MB) and enforces 20 messages a minute per key on the test
-clock (bot.clock), answering errcode 45009 beyond. Keys in `bad_keys` get errcode 93000. `fail(key,
+clock (models.clock), answering errcode 45009 beyond. Keys in `bad_keys` get errcode 93000. `fail(key,
 errcode, count)` makes the next calls fail. It answers like WeCom: HTTP 200 with {errcode, errmsg}.
 """
 
@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from bot import clock
+from models import clock
 
 BASE = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key="
 

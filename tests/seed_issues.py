@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import func, select
 
-from bot import clock
+from models import clock
 from bot.db import Database
 from models.issues import Issue, IssueEvent
 from models.tables import Role

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 from telegram.ext import CommandHandler, ConversationHandler
 
-from bot import clock
+from models import clock
 from models import metadata
 from models.patrols import Finding, Patrol
 from models.tables import Role, User

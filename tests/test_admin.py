@@ -103,7 +103,7 @@ async def test_deactivate_hands_back_open_issues_and_tells_supervisors(app, api,
     # A report by worker A, assigned to worker A by the supervisor.
     from datetime import timedelta
 
-    from bot import clock
+    from models import clock
     from models.issues import ASSIGNED
 
     async with db.session() as session:

@@ -17,7 +17,9 @@ from telegram import Update
 from telegram.ext import TypeHandler
 from telegram.request import HTTPXRequest
 
-from bot import clock, delivery
+from bot import delivery
+
+from models import clock
 from bot.app import GridApplication, allowed_updates, build_application
 from bot.db import Database
 from bot.localapi import LocalBotAPI, LocalBotAPIServer, buttons

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot import clock
+from models import clock
 from models import admin as admin_model
 from models import corrections, periods, reminders, stats
 from models.corrections import Correction, RecordRef, may_correct, refusal

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import clock
+from models import clock
 from handlers.reminders import on_startup
 from jobs import reminders as rjobs
 from jobs.reminders import run_job

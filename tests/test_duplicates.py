@@ -16,7 +16,7 @@ from sqlmodel import func, select
 from telegram import Update
 from telegram.ext import TypeHandler
 
-from bot import clock
+from models import clock
 from bot.app import GridApplication
 from bot.db import Database
 from bot.localapi import buttons

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy.exc import OperationalError
 
 import handlers.visits
-from bot import clock
+from models import clock
 from models.tables import Role
 from models.users import create_user
 from tests.conftest import ADMIN_ID, TOKEN, Tg, texts

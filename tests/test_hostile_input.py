@@ -692,7 +692,7 @@ async def test_hostile_names_and_addresses_are_escaped_in_every_view(app, api, d
     assert bench.errors == [] and bench.refused_calls == [], (name, address, bench.errors, bench.refused_calls)
     assert seen_sup.count(name) >= 4, (name, seen_sup)  # /users, /workers, the card (reporter) and the task list
     assert address in seen_w and name in seen_w, (name, address)
-    from bot import clock
+    from models import clock
     from tests.test_reminders import local
 
     clock.freeze(local(2026, 5, 18, 9, 7))

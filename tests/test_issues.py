@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot import clock
+from models import clock
 from bot.localapi import buttons
 from models.issues import DEFAULT_CATEGORIES, Issue, IssueDraft, IssueEvent, IssuePhoto, create_issue
 from tests.conftest import ADMIN_ID, TOKEN, Tg, texts

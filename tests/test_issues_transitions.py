@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import func, select
 
-from bot import clock
+from models import clock
 from models.errors import RuleError
 from models.issues import DEFAULT_CATEGORIES, Issue, IssueDraft, IssueEvent, IssuePhoto, create_issue, transition
 from tests.seed_issues import put_issue, seed_issues

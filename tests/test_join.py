@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot import clock
+from models import clock
 from models.tables import Grid, Invitation, Role, User, UserGrid
 from tests.conftest import ADMIN_ID, TOKEN, Tg, texts
 from tests.seed import WORKER_A, seed

@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot import clock, delivery
+from bot import delivery
+
+from models import clock
 from handlers.reminders import on_startup
 from jobs import reminders as rjobs
 from jobs.reminders import run_job

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot import clock
+from models import clock
 from bot.localapi import buttons
 from jobs.reinspection import send_due_reminders
 from models.patrols import Finding, FindingEvent, Patrol, Rectification, Shop

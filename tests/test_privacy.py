@@ -12,7 +12,9 @@ from openpyxl import load_workbook
 from sqlalchemy import update
 from sqlmodel import select
 
-from bot import cli, clock
+from bot import cli
+
+from models import clock
 from bot.localapi import buttons
 from jobs.reminders import run_job
 from models import audit

@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot import clock, delivery
+from bot import delivery
+
+from models import clock
 from bot.localapi import buttons
 from handlers.reminders import on_startup
 from jobs.reminders import catch_up, run_job

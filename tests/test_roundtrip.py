@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import clock
+from models import clock
 from bot.exporter import build_export
 from bot.importer import read_upload
 from models import periods

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import clock
+from models import clock
 from bot.importer import read_table
 from models import periods
 from models.importer import run_import

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import func, select
 
-from bot import clock
+from models import clock
 from bot.localapi import buttons
 from models.tables import Household, PersistedState, Visit
 from tests.conftest import TOKEN, Tg, make_app, stop_app, texts

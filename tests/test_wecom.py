@@ -9,7 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot import clock, delivery, wecom
+from bot import delivery, wecom
+
+from models import clock
 from jobs.reminders import run_job
 from models import outbox
 from models.outbox import NewMessage
