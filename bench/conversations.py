@@ -26,7 +26,7 @@ from bench.common import TOKEN, WORK, pct, settings_for
 from bench.generate import WORKER_TG
 from bot.app import build_application
 from bot.db import Database
-from bot.localapi import LocalBotAPI, buttons
+from sandbox.localapi import LocalBotAPI, buttons
 
 log = logging.getLogger(__name__)
 # The kinds of update of one /visit, in order: the baselines get the same sequence.

@@ -34,7 +34,7 @@ from bot import delivery
 from models import clock
 from bot.app import build_application
 from bot.db import Database
-from bot.localapi import LocalBotAPI
+from sandbox.localapi import LocalBotAPI
 from jobs.reminders import run_job
 from models import outbox
 

@@ -33,7 +33,7 @@ async def _child(url: str) -> dict:
     from telegram.request import HTTPXRequest
 
     from bot.app import build_application
-    from bot.localapi import LocalBotAPI
+    from sandbox.localapi import LocalBotAPI
 
     api = LocalBotAPI()
     gc.collect()
@@ -66,7 +66,7 @@ async def populate(url: str, users: int) -> int:
     from bench.generate import WORKER_TG, Size, generate
     from bot.app import build_application
     from bot.db import Database
-    from bot.localapi import LocalBotAPI
+    from sandbox.localapi import LocalBotAPI
     from models.tables import PersistedState
 
     db = Database(url)

@@ -51,7 +51,7 @@ from sqlmodel import select
 
 from bench.common import WORK, ScratchDB
 from bot.db import Database
-from bot.localapi import _CANONICAL, DroppedConnection, LocalBotAPI, _Fault, buttons, run_in_thread
+from sandbox.localapi import _CANONICAL, DroppedConnection, LocalBotAPI, _Fault, buttons, run_in_thread
 from models.tables import Household, Role, User, Visit
 from models.users import create_grid, create_user
 

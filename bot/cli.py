@@ -132,7 +132,7 @@ async def _lease(url: str, holder: str, *, acquire: bool):  # noqa: ANN202 - mod
 
 def cmd_console(args: argparse.Namespace) -> int:
     """The terminal sandbox: demo data, a local Bot API, no token (never used by `run`)."""
-    from bot.console import main as console_main
+    from sandbox.console import main as console_main
 
     return console_main(db=args.db, language=args.lang)
 

@@ -19,7 +19,7 @@ from telegram.request import HTTPXRequest
 from models import clock
 from bot.app import GridApplication, build_application
 from bot.db import Database, upgrade
-from bot.localapi import LocalBotAPI, buttons
+from sandbox.localapi import LocalBotAPI, buttons
 from bot.settings import Settings
 from models import metadata
 

@@ -22,7 +22,7 @@ from bot import delivery
 from models import clock
 from bot.app import GridApplication, allowed_updates, build_application
 from bot.db import Database
-from bot.localapi import LocalBotAPI, LocalBotAPIServer, buttons
+from sandbox.localapi import LocalBotAPI, LocalBotAPIServer, buttons
 from bot.settings import Settings
 from models import outbox
 from models.issues import Issue, IssueEvent

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.console import parse_jump, render_message
+from sandbox.console import parse_jump, render_message
 from bot.db import Database
-from bot.demo import DEMO_USERS
+from sandbox.demo import DEMO_USERS
 from models.tables import Household, User, Visit
 
 GRIDBOT = str(Path(sys.executable).parent / "gridbot")

@@ -17,7 +17,7 @@ from models.issues import ASSIGNED, Issue, IssueEvent, find_issue, open_tasks, s
 from models.patrols import Finding, Patrol, Shop
 from models.tables import Role, Visit
 from models.users import create_user, get_member
-from bot.localapi import buttons
+from sandbox.localapi import buttons
 from tests.conftest import ADMIN_ID, Tg, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B, seed
 from tests.test_export import sent_workbook

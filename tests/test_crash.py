@@ -29,7 +29,7 @@ import pytest
 from sqlmodel import select
 
 from bot.db import Database
-from bot.localapi import DroppedConnection, LocalAPIUser, LocalBotAPI, buttons, serve_in_thread
+from sandbox.localapi import DroppedConnection, LocalAPIUser, LocalBotAPI, buttons, serve_in_thread
 from models import outbox, state
 from models.issues import Issue, IssueEvent, IssuePhoto
 from models.patrols import Finding, Patrol, Shop

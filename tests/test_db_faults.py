@@ -28,7 +28,7 @@ from sqlmodel import select
 
 from bot import delivery
 from bot.db import Database
-from bot.localapi import buttons
+from sandbox.localapi import buttons
 from models import metadata, outbox, state
 from models.issues import Issue, IssueEvent, IssuePhoto
 from models.outbox import NewMessage

@@ -19,7 +19,7 @@ from telegram.ext import TypeHandler
 from models import clock
 from bot.app import GridApplication
 from bot.db import Database
-from bot.localapi import buttons
+from sandbox.localapi import buttons
 from models.tables import ProcessedUpdate
 from models import state
 from tests.conftest import ADMIN_ID, TOKEN, Tg, make_app, stop_app

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text as sql
 
-from bot.localapi import buttons
+from sandbox.localapi import buttons
 from handlers.flow import FLOW_BY_NAME
 from handlers.issues import STATUS_CODE
 from models import metadata

@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import select
 
 from models import clock
-from bot.localapi import buttons
+from sandbox.localapi import buttons
 from models.issues import DEFAULT_CATEGORIES, Issue, IssueDraft, IssueEvent, IssuePhoto, create_issue
 from tests.conftest import ADMIN_ID, TOKEN, Tg, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B

@@ -39,6 +39,14 @@ def test_a_layer_imports_nothing_above_it(package, forbidden):
     assert found == {}, f"{package}/ imports {found}"
 
 
+def test_no_production_module_imports_the_development_tools():
+    """sandbox/ (the local Bot API, the terminal sandbox, the demo data) stays beside the product;
+    only the CLI's `gridbot console` starts it."""
+    found = {module for package in ("bot", "handlers", "models", "jobs") for module, names in imported_packages(package).items()
+             if "sandbox" in names and module != "bot/cli.py"}
+    assert found == set()
+
+
 def test_the_checker_sees_imports_inside_functions():
     """The check above cannot pass by accident: an import inside a function, or a plain `import`, is found."""
     assert imports_of("def f():\n    from handlers.issues import card\n") == {"handlers"}

@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 from models import clock
-from bot.localapi import LocalBotAPI, serve_in_thread
+from sandbox.localapi import LocalBotAPI, serve_in_thread
 from models.reminders import acquire_lease, release_lease, renew_lease
 from tests.test_process import GRIDBOT, TOKEN, start_bot, wait_polling
 

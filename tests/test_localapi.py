@@ -28,7 +28,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.localapi import (
+from sandbox.localapi import (
     LocalAPIUser,
     LocalBotAPI,
     LocalBotAPIServer,
@@ -483,7 +483,7 @@ def test_control_api_in_thread() -> None:
 
 def test_standalone_cli_serves_until_sigterm() -> None:
     with subprocess.Popen(
-        [sys.executable, "-m", "bot.localapi", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "sandbox.localapi", "--host", "127.0.0.1", "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

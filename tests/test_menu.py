@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.localapi import buttons
+from sandbox.localapi import buttons
 from tests.conftest import Tg, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, seed
 

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from models import clock
-from bot.localapi import buttons
+from sandbox.localapi import buttons
 from jobs.reinspection import send_due_reminders
 from models.patrols import Finding, FindingEvent, Patrol, Rectification, Shop
 from tests.conftest import NOW, TOKEN, Tg, texts

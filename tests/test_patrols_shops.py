@@ -8,7 +8,7 @@ from datetime import time
 import pytest
 from sqlmodel import select
 
-from bot.localapi import buttons
+from sandbox.localapi import buttons
 from bot.settings import Settings
 from models.checklist import parse_checklist
 from models.patrols import Risk, Shop, risk_level

@@ -15,7 +15,7 @@ from sqlmodel import select
 from bot import cli
 
 from models import clock
-from bot.localapi import buttons
+from sandbox.localapi import buttons
 from jobs.reminders import run_job
 from models import audit
 from models.issues import Issue

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from bot.localapi import LocalAPIUser, LocalBotAPI, serve_in_thread
+from sandbox.localapi import LocalAPIUser, LocalBotAPI, serve_in_thread
 from models.tables import Visit
 
 TOKEN = "777001:PROCESS"

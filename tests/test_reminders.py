@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot import delivery
 
 from models import clock
-from bot.localapi import buttons
+from sandbox.localapi import buttons
 from handlers.reminders import on_startup
 from jobs.reminders import catch_up, run_job
 from jobs.scheduling import parse_quiet_hours, parse_schedule

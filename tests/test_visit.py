@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import func, select
 
 from models import clock
-from bot.localapi import buttons
+from sandbox.localapi import buttons
 from models.tables import Household, PersistedState, Visit
 from tests.conftest import TOKEN, Tg, make_app, stop_app, texts
 from tests.seed import WORKER_A, WORKER_B, seed

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.localapi import LocalBotAPI, serve_in_thread
+from sandbox.localapi import LocalBotAPI, serve_in_thread
 from tests.test_process import ADMIN, GRIDBOT, TOKEN
 
 SECRET = "s3cret-Token_for-tests"

@@ -12,7 +12,7 @@ not modified", unknown chats, blocked users, bad file ids) so bugs surface here 
 production, and it can inject faults (HTTP errors, 429 flood waits, delays, dropped connections).
 
 Only stdlib, tornado and httpx are used: nothing from the rest of gridbot.
-Run standalone with ``python -m bot.localapi --host 127.0.0.1 --port 18081``.
+Run standalone with ``python -m sandbox.localapi --host 127.0.0.1 --port 18081``.
 """
 
 from __future__ import annotations
@@ -2971,7 +2971,7 @@ async def _serve_forever(host: str, port: int, api: LocalBotAPI) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m bot.localapi --host 127.0.0.1 --port 18081`."""
+    """`python -m sandbox.localapi --host 127.0.0.1 --port 18081`."""
     parser = argparse.ArgumentParser(description="In-memory Telegram Bot API for local testing")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18081)

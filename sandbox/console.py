@@ -2,8 +2,8 @@
 
 The sandbox runs the real Application (`bot.app.build_application`: every handler, the database
 persistence, the job queue) exactly as `gridbot run` does, long polling over loopback HTTP — only
-the Bot API server is the in-memory one of `bot.localapi`, started here on 127.0.0.1 (a free port),
-and the database is a demo one (`bot.demo`), in a temporary folder unless `--db PATH` is given.
+the Bot API server is the in-memory one of `sandbox.localapi`, started here on 127.0.0.1 (a free port),
+and the database is a demo one (`sandbox.demo`), in a temporary folder unless `--db PATH` is given.
 Nothing is special-cased for the sandbox in any handler.
 
 The terminal plays the demo users' Telegram clients: what you type is sent as the current user's
@@ -43,8 +43,8 @@ from pydantic import ValidationError
 from telegram.ext import Job
 
 from models import clock
-from bot.demo import DEMO_USERS, DemoUser
-from bot.localapi import LocalBotAPI, LocalBotAPIServer, buttons, reply_buttons, run_in_thread
+from sandbox.demo import DEMO_USERS, DemoUser
+from sandbox.localapi import LocalBotAPI, LocalBotAPIServer, buttons, reply_buttons, run_in_thread
 from bot.settings import Settings, format_settings_error, load_settings
 
 SANDBOX_TOKEN = "100000:SANDBOX"
@@ -528,7 +528,7 @@ def _setup_logging(path: Path, level: str) -> None:
 async def run(db_path: Path | None, language: str | None, stdin: TextIO, out: TextIO) -> int:
     from telegram.request import HTTPXRequest
 
-    from bot import demo
+    from sandbox import demo
     from bot.app import allowed_updates, build_application
     from handlers import on_startup
 
