@@ -158,7 +158,7 @@ async def produce_overdue(session, app, scheduled: datetime, now: datetime) -> l
         if issue.assignee_id is not None and issue.status in ("assigned", "in_progress"):
             by_assignee.setdefault(issue.assignee_id, []).append(issue)
     people = await rm.people_by_ids(session, list(by_assignee))
-    quiet = await rm.snoozed(session, "overdue", now)  # an urgent issue is said anyway
+    quiet = await rm.snoozed(session, "overdue", scheduled)  # by the run's moment (a late catch-up too); an urgent issue is said anyway
     for uid, mine in by_assignee.items():
         person = people.get(uid)
         if person is None or (uid in quiet and not any(i.urgent for i in mine)):

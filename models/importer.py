@@ -243,7 +243,7 @@ def _when(text: str, tz: ZoneInfo) -> datetime:
             break
         return parsed.replace(tzinfo=tz)
     shape = re.match(r"^(\d{4})-(\d{1,2})-(\d{1,2})\b", raw)
-    if shape and 2000 <= int(shape[1]) <= 2100 and 1 <= int(shape[2]) <= 12:
+    if shape and 2000 <= int(shape[1]) <= 2100 and 1 <= int(shape[2]) <= 12 and int(shape[3]) > calendar.monthrange(int(shape[1]), int(shape[2]))[1]:
         # The form is right, the day is not (2026/11/31, 2021-02-29): say that, not "not a date".
         raise _Bad("no_such_day", value=text, month=f"{shape[1]}-{int(shape[2]):02d}", days=calendar.monthrange(int(shape[1]), int(shape[2]))[1])
     raise _Bad("bad_date", value=text)
@@ -544,6 +544,12 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
     raise ValueError(kind)
 
 
+def _known_grids(lk: Lookups, text: str) -> None:
+    unknown = [c for c in _list(text) if c.upper() not in lk.grids]
+    if unknown:
+        raise _Bad("unknown_grid", code=unknown[0])
+
+
 def _column_problems(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo, categories: dict[str, float]) -> list[_Bad]:
     """Every column of a refused row checked on its own, so the report names all that is wrong with
     the row at once (the row's own check stops at the first problem)."""
@@ -564,7 +570,7 @@ def _column_problems(kind: str, cell: Callable[[str], str], lk: Lookups, tz: Zon
                        lambda: _opt(cell("head_phone"), 32, "head_phone")],
         "residents": [grid, address, lambda: _text(cell("name"), 1, 64, "name"), among("tags", RESIDENT_TAGS)],
         "shops": [grid, address, lambda: _text(cell("name"), 1, 100, "name"), among("category", SHOP_CATEGORIES)],
-        "workers": [lambda: _int(cell("telegram_id"), 1, 2**53), lambda: _text(cell("name"), 1, 64, "name"), among("grids", {c for g in lk.grids for c in (g, g.lower())})],
+        "workers": [lambda: _int(cell("telegram_id"), 1, 2**53), lambda: _text(cell("name"), 1, 64, "name"), lambda: _known_grids(lk, cell("grids"))],
         "visits": [lambda: _when(cell("visited_at"), tz), grid, address, lambda: _worker(lk, cell("worker")),
                    lambda: _int(cell("people_met"), 0, MAX_PEOPLE_MET, default=1), among("situation", SITUATIONS)],
         "patrols": [lambda: _when(cell("patrolled_at"), tz), grid, lambda: _text(cell("shop"), 1, 100, "shop"), lambda: _worker(lk, cell("worker"))],
@@ -685,8 +691,12 @@ def _issue_histories(records: list[dict], history: Table | None, lk: Lookups, tz
         events = r["_events"]
         if events:
             first, last = events[0], events[-1]
-            if first["from_status"] is not None or last["to_status"] != r["status"] or any(e["at"] < first["at"] for e in events):
+            broken = any(e["from_status"] != before["to_status"] for before, e in zip(events, events[1:], strict=False))
+            if first["from_status"] is not None or last["to_status"] != r["status"] or broken or any(e["at"] < first["at"] for e in events):
                 problems.append(Problem(r["_row"], "history_mismatch", {"number": r["human_id"]}))
+                continue
+            if r["status"] in ("assigned", "in_progress") and r["assignee_id"] is None:
+                problems.append(Problem(r["_row"], "missing_value", headed({"column": "assignee"})))  # nobody would ever see it
                 continue
             r["updated_at"] = max(e["at"] for e in events)
             # Each extension held the deadline the one before it set (the first: the category's).
@@ -858,7 +868,8 @@ async def _children(session: AsyncSession, kind: str, fresh: list[dict]) -> None
         if r["_events"]:
             rows += [{**_public(e), "issue_id": iid, "draft_id": None} for e in r["_events"]]
             continue
-        base = {"issue_id": iid, "actor_id": who, "assignee_id": None, "note": "imported", "draft_id": None}
+        # Every row of the one bulk insert has the same keys (those of an exported history too).
+        base = {"issue_id": iid, "actor_id": who, "assignee_id": None, "note": "imported", "draft_id": None, "due_from": None, "due_to": None}
         rows.append({**base, "at": at, "action": "submit", "from_status": None, "to_status": REPORTED})
         if r["status"] in (RESOLVED, CLOSED):
             rows.append({**base, "at": done, "action": "resolve", "from_status": REPORTED, "to_status": RESOLVED})

@@ -777,6 +777,8 @@ async def visit_prefill(session: AsyncSession, visit_id: int, member: Member) ->
     if row is None:
         raise RuleError("not_found")
     visit, household = row
+    if visit.voided_at is not None:
+        raise RuleError("not_found")  # undone or replaced (✏️ Edit): its confirmation's button no longer reports it
     if visit.worker_id != member.id:
         raise RuleError("not_your_visit")
     check_reporter(member, household.grid_id)

@@ -43,7 +43,9 @@ def chinese_number(text: str) -> int | None:
     """一 -> 1, 两 -> 2, 十二 -> 12, 二十 -> 20, 一百零五 -> 105; None when it is not one (up to 999)."""
     if not text:
         return None
-    if all(c in _CN_DIGITS for c in text):  # digit by digit: 二〇二一
+    if len(text) == 1 and text in _CN_DIGITS:  # 两, 俩, 仨 alone
+        return _CN_DIGITS[text]
+    if all(c in "零〇一二三四五六七八九" for c in text):  # digit by digit: 二〇二一 (两/俩/仨 never are: 一两个 is "one or two")
         value = 0
         for c in text:
             value = value * 10 + _CN_DIGITS[c]

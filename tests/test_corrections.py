@@ -382,6 +382,13 @@ async def test_undo_right_after_saving_voids_the_visit_with_its_trail(app, api, 
     assert visit.voided_at == clock.now() and (trail.action, trail.reason) == ("voided", "Undone by its author right after saving")
     await u.press_data("aft:visit:1:undo", saved)  # twice: nothing more
     assert len((await db_rows(db, Correction))) == 1
+    # An undone visit can no longer become an issue report (its confirmation's button is void).
+    from models.issues import visit_prefill
+
+    async with db.session() as s:
+        with pytest.raises(RuleError) as refused:
+            await visit_prefill(s, 1, await get_member(s, WORKER_A))
+    assert refused.value.code == "not_found"
 
 
 async def test_edit_right_after_saving_reopens_the_summary_and_the_new_save_replaces_the_old(app, api, db):

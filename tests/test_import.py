@@ -42,6 +42,7 @@ CASES = {
     "duplicate key": ("households", "grid,address\nG01,7栋1单元1\nG01,7栋1单元1\n", [(3, "duplicate_key")]),
     "out of range": ("visits", "date,grid,address,worker,people met\n2021-03-01,G01,3栋1单元101,1001,99\n", [(2, "out_of_range")]),
     "worker of another grid": ("visits", "date,grid,address,worker\n2021-03-01,G01,3栋1单元101,1002\n", [(2, "worker_not_in_grid")]),
+    "a time that does not exist": ("visits", "date,grid,address,worker\n2026-11-30 25:00,G01,3栋1单元101,1001\n", [(2, "bad_date")]),
     "no such day": ("visits", "date,grid,address,worker\n2026/11/31,G01,3栋1单元101,1001\n", [(2, "no_such_day")]),
     "several in one row": ("visits", "date,grid,address,worker,people met\n2021-13-01,G99,,1001,99\n",
                            [(2, "bad_date"), (2, "unknown_grid"), (2, "missing_value"), (2, "out_of_range")]),

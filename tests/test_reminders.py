@@ -235,6 +235,11 @@ async def test_snooze_keeps_the_daily_overdue_reminder_quiet_for_a_day_but_not_a
     await run_job(app, "overdue", scheduled=clock.now())
     await drain_all(app)
     assert len(w.bot_messages()) == before and "Overdue issues in your grids" in Tg(app, api, SUPERVISOR_A).last  # only the presser is quiet
+    # That run made late (a catch-up after a restart, past the snooze's 24 hours): still quiet, by the run's own moment.
+    clock.freeze(now + timedelta(days=1, hours=2))
+    await run_job(app, "overdue", scheduled=now + timedelta(days=1, seconds=-45))
+    await drain_all(app)
+    assert len(w.bot_messages()) == before
     # An urgent issue is said even while snoozed; and the day after, the reminder is back.
     async with db.session() as session:
         from models.issues import Issue

@@ -240,7 +240,7 @@ async def test_people_met_out_of_range_stays(app, api, db, value):
 
 
 @pytest.mark.parametrize(("text", "count"), [("两个", 2), ("三人", 3), ("十二位", 12), ("二十", 20), ("零", 0), ("２", 2), ("见了4人", 4),
-                                             ("二十一", None), ("两三个", None), ("一百", None)])
+                                             ("俩", 2), ("二十一", None), ("两三个", None), ("一两个", None), ("一百", None)])
 async def test_people_met_as_people_say_it(app, api, db, text, count):
     await seed(db)
     u = Tg(app, api, WORKER_A)
