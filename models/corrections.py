@@ -19,15 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, Column, Index, Text, update
-from sqlmodel import Field, SQLModel, col, select
+from sqlalchemy import update
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import clock
 from models.errors import RuleError
 from models.issues import Issue, IssueEvent, validate_description
 from models.patrols import Patrol, Shop
-from models.tables import Household, Visit, created_field
+from models.tables import Correction, Household, Visit
 from models.text import clean_text, mask_id_numbers
 from models.users import Member
 from models.visits import MAX_NOTES, MAX_PEOPLE_MET, SITUATIONS
@@ -37,22 +37,6 @@ AUTHOR_DAYS = 7
 MAX_REASON = 500
 CORRECTABLE = {"visit": ("people_met", "situations", "notes"), "patrol": (), "issue": ("description",)}
 VOIDED, CORRECTED = "voided", "corrected"
-
-
-class Correction(SQLModel, table=True):
-    """One correction or void of a record: who, when, why, and the values before and after."""
-
-    __table_args__ = (Index("ix_correction_record", "record_kind", "record_id"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    record_kind: str = Field(max_length=8, description="visit | patrol | issue")
-    record_id: int
-    actor_id: int = Field(foreign_key="app_user.id")
-    at: datetime = created_field()
-    action: str = Field(max_length=12, description="corrected | voided")
-    reason: str = Field(sa_column=Column(Text, nullable=False))
-    old_values: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    new_values: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 @dataclass(frozen=True)

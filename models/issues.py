@@ -16,16 +16,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, SQLModel, col, func, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import clock
 from models.errors import RuleError
-from models.tables import Grid, Household, Role, User, UserGrid, Visit, utc_field
+from models.tables import Grid, Household, Issue, IssueEvent, IssuePhoto, Role, User, UserGrid, Visit
 from models.text import clean_text, mask_id_numbers, one_line
-from models.types import UTCDateTime
 from models.users import Member, get_member
 
 # -- configuration ------------------------------------------------------------------------------
@@ -108,72 +107,7 @@ ACTIONS = tuple(TRANSITIONS)
 ATTACH = "attach"  # a duplicate report added to an open issue: an event, no status change
 
 
-# -- tables -------------------------------------------------------------------------------------
-
-
-class Issue(SQLModel, table=True):
-    __table_args__ = (
-        Index("ix_issue_grid_status", "grid_id", "status"),
-        Index("ix_issue_reported_at", "reported_at"),
-        Index("ix_issue_grid_reported_at", "grid_id", "reported_at"),  # migration 0009: many grids, one short period
-        Index("ix_issue_assignee_status", "assignee_id", "status"),
-        Index("ix_issue_category_latitude", "category", "latitude"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    human_id: str = Field(max_length=12, unique=True, description="YYMM-NNNN, per month in the configured zone")
-    draft_id: str = Field(max_length=32, unique=True, description="idempotency key of the chat draft")
-    grid_id: int = Field(foreign_key="grid.id")
-    category: str = Field(max_length=16)
-    description: str = Field(sa_column=Column(Text, nullable=False))
-    address: str | None = Field(default=None, max_length=200)
-    latitude: float | None = None
-    longitude: float | None = None
-    urgent: bool = Field(default=False)
-    status: str = Field(max_length=16)
-    reporter_id: int = Field(foreign_key="app_user.id")
-    assignee_id: int | None = Field(default=None, foreign_key="app_user.id")
-    source: str = Field(default="chat", max_length=16, description="chat | visit | patrol")
-    source_id: int | None = None
-    reported_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    due_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    # Corrections (models/corrections.py): a voided issue keeps its status and leaves every figure and list.
-    voided_at: datetime | None = utc_field(default=None, nullable=True)
-    voided_by: int | None = Field(default=None, foreign_key="app_user.id")
-    void_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-
-
-class IssueEvent(SQLModel, table=True):
-    __tablename__ = "issue_event"
-    __table_args__ = (Index("ix_issue_event_issue_at", "issue_id", "at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    issue_id: int = Field(foreign_key="issue.id", ondelete="CASCADE")
-    at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    actor_id: int = Field(foreign_key="app_user.id")
-    action: str = Field(max_length=16)
-    from_status: str | None = Field(default=None, max_length=16)
-    to_status: str = Field(max_length=16)
-    assignee_id: int | None = Field(default=None, foreign_key="app_user.id")
-    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    draft_id: str | None = Field(default=None, max_length=32, unique=True, description="idempotency key of an attach")
-    # An `extend` event: the deadline before and after it (migration 0011), for reports "as of" a past day.
-    due_from: datetime | None = utc_field(default=None, nullable=True)
-    due_to: datetime | None = utc_field(default=None, nullable=True)
-
-
-class IssuePhoto(SQLModel, table=True):
-    __tablename__ = "issue_photo"
-    __table_args__ = (UniqueConstraint("issue_id", "event_id", "sha256", name="uq_issue_photo_event_sha"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    issue_id: int = Field(foreign_key="issue.id", ondelete="CASCADE", index=True)
-    event_id: int = Field(foreign_key="issue_event.id", ondelete="CASCADE")
-    kind: str = Field(max_length=8, description="before | after")
-    file_id: str = Field(max_length=200)
-    file_unique_id: str | None = Field(default=None, max_length=64)
-    sha256: str = Field(max_length=64)
+# -- the tables are in models/tables.py ------------------------------------------------------------
 
 
 NOT_VOIDED = col(Issue.voided_at).is_(None)  # voided issues (models/corrections.py) leave every list and figure

@@ -18,40 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, func, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import clock
-from models.types import UTCDateTime
+from models.tables import OutboxMessage
 
 PENDING, SENDING, SENT, FAILED, DEAD = "pending", "sending", "sent", "failed", "dead"
 STATES = (PENDING, SENDING, SENT, FAILED, DEAD)
-
-
-class OutboxMessage(SQLModel, table=True):
-    __tablename__ = "outbox"
-    __table_args__ = (
-        UniqueConstraint("kind", "period_key", "recipient", "part", name="uq_outbox_key"),
-        Index("ix_outbox_state_next", "state", "next_attempt_at"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=32)
-    period_key: str = Field(max_length=64)
-    recipient: str = Field(max_length=96)
-    part: int = Field(default=0)
-    body: str = Field(default="", sa_column=Column(Text, nullable=False))
-    payload: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    image: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
-    urgent: bool = Field(default=False)
-    state: str = Field(default=PENDING, max_length=16)
-    attempts: int = Field(default=0)
-    next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    last_error: str | None = Field(default=None, max_length=500)
-    created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime, nullable=False)
-    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 @dataclass

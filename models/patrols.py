@@ -14,15 +14,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, func, or_, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import clock
 from models.checklist import SHOP_CATEGORIES
 from models.errors import RuleError
-from models.tables import Grid, Role, User, UserGrid, created_field, utc_field
+from models.tables import Finding, FindingEvent, Grid, OrderStatus, Patrol, Rectification, Role, Shop, User, UserGrid
 from models.text import clean_text, mask_id_numbers, one_line
 
 SHOP_NAME_LEN = (1, 100)
@@ -47,113 +47,10 @@ class Outcome(StrEnum):
     SUSPENDED = "suspended"  # 停业整改
 
 
-class OrderStatus(StrEnum):
-    OPEN = "open"
-    CLOSED = "closed"  # a re-inspection found every previously escalated item passing
-    VOID = "void"  # the outcome was changed away from rectify_on_site
-
-
 class Risk(StrEnum):
     LOW = "低"
     MEDIUM = "中"
     HIGH = "高"
-
-
-# -- tables -------------------------------------------------------------------------------------
-
-
-class Shop(SQLModel, table=True):
-    __table_args__ = (
-        UniqueConstraint("grid_id", "name", "address", name="uq_shop_grid_name_address"),
-        Index("ix_shop_grid_active", "grid_id", "active"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    grid_id: int = Field(foreign_key="grid.id")
-    name: str = Field(max_length=100)
-    address: str = Field(max_length=200)
-    category: str = Field(max_length=16, description="餐饮服务 / 食品销售 / 小作坊 / 其他")
-    licence_no: str | None = Field(default=None, max_length=64)
-    contact: str | None = Field(default=None, max_length=64)
-    active: bool = Field(default=True)
-    created_by: int | None = Field(default=None, foreign_key="app_user.id")
-    created_at: datetime = created_field()
-
-
-class Patrol(SQLModel, table=True):
-    __table_args__ = (
-        Index("ix_patrol_patrolled_at", "patrolled_at"),
-        Index("ix_patrol_shop_patrolled_at", "shop_id", "patrolled_at"),
-        Index("ix_patrol_worker_patrolled_at", "worker_id", "patrolled_at"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    draft_id: str = Field(max_length=32, unique=True, description="idempotency key of the chat draft")
-    shop_id: int = Field(foreign_key="shop.id")
-    worker_id: int = Field(foreign_key="app_user.id")
-    patrolled_at: datetime = utc_field(nullable=False)
-    # The checklist as it was checked: [{"name", "weight", "key", "passed"}], so a later change of
-    # the configuration changes neither this patrol nor the risk level computed from it.
-    items: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    photos: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = created_field()
-    # Corrections (models/corrections.py): a voided patrol and its findings leave every figure.
-    voided_at: datetime | None = utc_field(default=None, nullable=True)
-    voided_by: int | None = Field(default=None, foreign_key="app_user.id")
-    void_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-
-
-class Finding(SQLModel, table=True):
-    __table_args__ = (Index("ix_finding_patrol", "patrol_id"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    patrol_id: int = Field(foreign_key="patrol.id", ondelete="CASCADE")
-    item: str = Field(max_length=60)
-    weight: float = 1.0
-    key: bool = False
-    disposition: str = Field(max_length=16, description="corrected | escalated")
-    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    outcome: str | None = Field(default=None, max_length=16, description="escalated only: pending | rectify_on_site | fined | suspended")
-    outcome_by: int | None = Field(default=None, foreign_key="app_user.id")
-    outcome_at: datetime | None = utc_field(default=None, nullable=True)
-
-
-class Rectification(SQLModel, table=True):
-    """A rectification order (要求现场整改) of one escalated finding: its deadline and re-inspection."""
-
-    __table_args__ = (
-        Index("ix_rectification_status_deadline", "status", "deadline"),
-        Index("ix_rectification_shop_status", "shop_id", "status"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    finding_id: int = Field(foreign_key="finding.id", unique=True, ondelete="CASCADE")
-    shop_id: int = Field(foreign_key="shop.id")
-    ordered_by: int | None = Field(default=None, foreign_key="app_user.id")
-    ordered_at: datetime = utc_field(nullable=False)
-    deadline: datetime = utc_field(nullable=False)
-    status: str = Field(default=OrderStatus.OPEN.value, max_length=8)
-    reinspection_patrol_id: int | None = Field(default=None, foreign_key="patrol.id", description="latest re-inspection")
-    closed_at: datetime | None = utc_field(default=None, nullable=True)
-    reminded_at: datetime | None = utc_field(default=None, nullable=True)
-
-
-class FindingEvent(SQLModel, table=True):
-    """History of a finding: each outcome recorded or changed, each re-inspection of its order."""
-
-    __tablename__ = "finding_event"
-    __table_args__ = (Index("ix_finding_event_finding", "finding_id"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    finding_id: int = Field(foreign_key="finding.id", ondelete="CASCADE")
-    kind: str = Field(max_length=16, description="outcome | reinspection")
-    actor_id: int | None = Field(default=None, foreign_key="app_user.id")
-    at: datetime = created_field()
-    from_outcome: str | None = Field(default=None, max_length=16)
-    to_outcome: str | None = Field(default=None, max_length=16)
-    deadline: datetime | None = utc_field(default=None, nullable=True)
-    patrol_id: int | None = Field(default=None, foreign_key="patrol.id")
-    passed: bool | None = None
 
 
 # -- rules ----------------------------------------------------------------------------------------

@@ -17,33 +17,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Field, SQLModel, col, func, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.tables import Grid, Household, Role, User, UserGrid, Visit
-from models.types import UTCDateTime
+from models.tables import DisabledChannel, Grid, Household, JobRun, ProcessLease, ReminderSnooze, Role, User, UserGrid, Visit
 
 # Care tags and their visit frequency in days (DESIGN.md §2): 独居老人 weekly, 困难家庭 monthly.
 CARE_VISIT_DAYS: dict[str, int] = {"独居老人": 7, "困难家庭": 30}
 MAX_HOUSEHOLDS = 10
-
-
-class JobRun(SQLModel, table=True):
-    __tablename__ = "job_run"
-
-    name: str = Field(max_length=64, primary_key=True)
-    last_scheduled_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    last_run_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-
-
-class ReminderSnooze(SQLModel, table=True):
-    """One user's repeated reminder of one kind (SNOOZABLE) kept quiet until `until` (暂缓一天)."""
-
-    __tablename__ = "reminder_snooze"
-
-    user_id: int = Field(foreign_key="app_user.id", primary_key=True, ondelete="CASCADE")
-    kind: str = Field(max_length=32, primary_key=True)
-    until: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 SNOOZABLE = ("overdue",)  # the daily one; never an escalation, a digest or an urgent issue (visit pace comes twice a week)
@@ -67,26 +48,6 @@ async def snooze(session: AsyncSession, user_id: int, kind: str, now: datetime) 
 async def snoozed(session: AsyncSession, kind: str, at: datetime) -> set[int]:
     """The users whose `kind` reminder is quiet at `at`."""
     return set((await session.exec(select(ReminderSnooze.user_id).where(ReminderSnooze.kind == kind, ReminderSnooze.until > at))).all())
-
-
-class ProcessLease(SQLModel, table=True):
-    __tablename__ = "process_lease"
-
-    name: str = Field(max_length=32, primary_key=True)
-    holder: str = Field(max_length=128)
-    host: str = Field(max_length=128)
-    pid: int
-    acquired_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    heartbeat_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-
-
-class DisabledChannel(SQLModel, table=True):
-    __tablename__ = "disabled_channel"
-
-    recipient: str = Field(max_length=96, primary_key=True)
-    reason: str = Field(max_length=200)
-    disabled_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 def _insert(session: AsyncSession):  # noqa: ANN202
