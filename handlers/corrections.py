@@ -24,7 +24,7 @@ from bot.context import GridContext
 from bot.i18n import N_
 from handlers.common import edit_message, esc, reply, requires
 from handlers.flow import answer_query, rule_message
-from handlers.visits import SITUATION_LABELS, UNDO_CLOSED
+from handlers.visits import SITUATION_LABELS, undo_closed_text
 from models import corrections
 from models.errors import RuleError
 from models.tables import Role
@@ -180,7 +180,7 @@ async def undo_button(update: Update, context: GridContext) -> None:
         async with context.db.session() as session:
             record = await corrections.find_record(session, kind, ref)
             if not corrections.undo_open(member, record, clock.now()):
-                await answer_query(query, context._(UNDO_CLOSED).format(minutes=corrections.UNDO_WINDOW.seconds // 60, kind=kind, id=ref), alert=True)
+                await answer_query(query, undo_closed_text(context, kind, ref), alert=True)
                 return
             await corrections.void_record(session, kind, ref, member, context._("Undone by its author right after saving"))
     except RuleError as err:

@@ -978,11 +978,9 @@ async def tasks_command(update: Update, context: GridContext) -> None:
     as a paged list, each with a button that opens its card."""
     member = context.member
     assert member is not None
-    async with context.db.session() as session:
-        mine = await open_tasks(session, member, TASKS_MAX)
-        queue = await supervisor_queue(session, member, TASKS_MAX)
+    mine, queue = await _task_lists(context, member)
     if not mine and not queue:
-        await reply(update, context, context._("✅ No open tasks: nothing is assigned to you and nothing waits for you."))
+        await reply(update, context, context._(NO_TASKS))
         return
     if len(mine) + len(queue) == 1:
         (issue,) = mine or queue
@@ -994,6 +992,13 @@ async def tasks_command(update: Update, context: GridContext) -> None:
 
 
 TASKS_PAGE, TASKS_MAX = 6, 200
+NO_TASKS = N_("✅ No open tasks: nothing is assigned to you and nothing waits for you.")
+
+
+async def _task_lists(context: GridContext, member: Member) -> tuple[list[IssueView], list[IssueView]]:
+    """What /tasks shows: the caller's assigned issues, and those waiting for them as a supervisor."""
+    async with context.db.session() as session:
+        return await open_tasks(session, member, TASKS_MAX), await supervisor_queue(session, member, TASKS_MAX)
 
 
 def _tasks_header(context: GridContext, mine: list[IssueView], queue: list[IssueView]) -> str:
@@ -1036,12 +1041,10 @@ async def tasks_page_button(update: Update, context: GridContext) -> None:
     query = update.callback_query
     assert member is not None and query is not None
     page = int((query.data or "").rsplit(":", 1)[1])
-    async with context.db.session() as session:
-        mine = await open_tasks(session, member, TASKS_MAX)
-        queue = await supervisor_queue(session, member, TASKS_MAX)
+    mine, queue = await _task_lists(context, member)
     await answer_query(query)
     if not mine and not queue:
-        await edit_message(update, context._("✅ No open tasks: nothing is assigned to you and nothing waits for you."))
+        await edit_message(update, context._(NO_TASKS))
         return
     text, markup = _tasks_page(context, mine, queue, page)
     await edit_message(update, text, markup)

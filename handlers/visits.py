@@ -455,7 +455,7 @@ async def edit_saved_button(update: Update, context: GridContext) -> object:
         record = await corrections.find_record(session, "visit", visit_id)
         saved = await get_visit(session, visit_id)
     if not corrections.undo_open(member, record, clock.now()):
-        await answer_query(query, context._(UNDO_CLOSED).format(minutes=corrections.UNDO_WINDOW.seconds // 60, kind="visit", id=visit_id), alert=True)
+        await answer_query(query, undo_closed_text(context, "visit", visit_id), alert=True)
         return END
 
     async def prefill(draft: dict) -> str | None:
@@ -469,6 +469,11 @@ async def edit_saved_button(update: Update, context: GridContext) -> object:
     state = await VISIT_FLOW.start(update, context, prefill)
     await answer_query(query)
     return state
+
+
+def undo_closed_text(context: GridContext, kind: str, ref: object) -> str:
+    """Why ✏️ / ↩️ of a confirmation no longer work, and what to use instead."""
+    return context._(UNDO_CLOSED).format(minutes=corrections.UNDO_WINDOW.seconds // 60, kind=kind, id=ref)
 
 
 UNDO_CLOSED = N_("These buttons work for {minutes} minutes after saving, for whoever saved it. Now use /correct {kind} {id} … or /void {kind} {id} REASON.")

@@ -481,9 +481,7 @@ def _row_record(kind: str, cell: Callable[[str], str], lk: Lookups, tz: ZoneInfo
         if role is None:
             raise _Bad("bad_value", value=cell("role"))
         codes = _list(cell("grids"))
-        unknown = [c for c in codes if c.upper() not in lk.grids]
-        if unknown:
-            raise _Bad("unknown_grid", code=unknown[0])
+        _known_grids(lk, cell("grids"))
         if not codes and role != Role.ADMIN:
             raise _Bad("missing_value", column="grids")
         return (tid,), {"telegram_id": tid, "display_name": _text(cell("name"), 1, 64, "name"), "phone": _opt(cell("phone"), 32, "phone"),

@@ -187,15 +187,21 @@ async def test_reject_needs_a_reason_and_reopen(app, api, db):
     assert "is now reopened" in worker.last
 
 
-async def test_a_reopened_issue_goes_back_to_whoever_resolved_it(app, api, db):
-    s = await seed_issues(db)
-    worker, supervisor = await users(app, api, WORKER_A, SUPERVISOR_A)
+async def resolved_on_the_spot(db, worker: Tg) -> Issue:  # noqa: ANN001
+    """A ground lock the worker removed themselves: reported already resolved, with an after-photo."""
     await report(worker, category="Illegal ground locks")
     await worker.press("Resolved on the spot")
     await worker.send("已联系车主拆除地锁")
     await worker.photo(AFTER)
     await worker.send("/done")
     (issue,) = await rows(db, Issue)
+    return issue
+
+
+async def test_a_reopened_issue_goes_back_to_whoever_resolved_it(app, api, db):
+    s = await seed_issues(db)
+    worker, supervisor = await users(app, api, WORKER_A, SUPERVISOR_A)
+    issue = await resolved_on_the_spot(db, worker)
     clock.advance(timedelta(hours=2))
     await supervisor.send("/tasks")
     await supervisor.press("Reopen")
@@ -218,14 +224,9 @@ async def test_a_reopened_issue_goes_back_to_whoever_resolved_it(app, api, db):
 
 
 async def test_a_reopened_issue_whose_resolver_left_waits_for_dispatch(app, api, db):
-    s = await seed_issues(db)
+    await seed_issues(db)
     worker, supervisor = await users(app, api, WORKER_A, SUPERVISOR_A)
-    await report(worker, category="Illegal ground locks")
-    await worker.press("Resolved on the spot")
-    await worker.send("已联系车主拆除地锁")
-    await worker.photo(AFTER)
-    await worker.send("/done")
-    (issue,) = await rows(db, Issue)
+    await resolved_on_the_spot(db, worker)
     admin = Tg(app, api, ADMIN_ID)
     await admin.send(f"/deactivate {WORKER_A} 调离")
     await supervisor.send("/issue 2605-0001")

@@ -401,8 +401,9 @@ async def test_other_grid_worker_sees_only_their_households(app, api, db):
         assert (await s.exec(select(func.count()).select_from(Visit))).one() == 0
 
 
-async def test_draft_left_open_across_a_restart_still_times_out(settings, db, api):
-    """PTB keeps no timeout jobs across restarts; start-up schedules them from the draft's last activity."""
+async def restart_past_the_timeout(settings, db, api):  # noqa: ANN001, ANN201
+    """A form left at PEOPLE, the bot stopped, 20 minutes gone, the bot started again: returns the
+    new app and the worker once start-up's timeout job has run."""
     import asyncio
 
     from handlers import on_startup
@@ -419,6 +420,12 @@ async def test_draft_left_open_across_a_restart_still_times_out(settings, db, ap
         if "No reply for 15 minutes" in u.last:
             break
         await asyncio.sleep(0.05)
+    return app2, u
+
+
+async def test_draft_left_open_across_a_restart_still_times_out(settings, db, api):
+    """PTB keeps no timeout jobs across restarts; start-up schedules them from the draft's last activity."""
+    app2, u = await restart_past_the_timeout(settings, db, api)
     assert "No reply for 15 minutes" in u.last and u.draft is None
     out = await u.send("2")  # the conversation knows its form is gone
     assert "no longer open" in texts(out)
@@ -433,18 +440,7 @@ async def test_a_timed_out_form_is_announced_once_across_restarts(settings, db, 
 
     from handlers import on_startup
 
-    await seed(db)
-    app1 = await make_app(settings, db, api)
-    await walk_to(Tg(app1, api, WORKER_A), "PEOPLE")
-    await stop_app(app1)
-    clock.advance(timedelta(minutes=20))
-    app2 = await make_app(settings, db, api)
-    u = Tg(app2, api, WORKER_A)
-    await on_startup(app2)
-    for _ in range(100):
-        if "No reply for 15 minutes" in u.last:
-            break
-        await asyncio.sleep(0.05)
+    app2, u = await restart_past_the_timeout(settings, db, api)
     notices = [m for m in u.bot_messages() if "No reply for 15 minutes" in m.get("text", "")]
     assert len(notices) == 1
     async with db.session() as s:
