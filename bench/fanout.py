@@ -31,12 +31,11 @@ from bench.common import TOKEN, WORK, pct, settings_for
 from bench.conversations import _request
 from bench.generate import SUPERVISOR_TG, WORKER_TG, Size, generate
 from bot import delivery
-from models import clock
 from bot.app import build_application
 from bot.db import Database
-from sandbox.localapi import LocalBotAPI
 from jobs.reminders import run_job
-from models import outbox
+from models import clock, outbox
+from sandbox.localapi import LocalBotAPI
 
 PAUSE = 0.2  # between a prober's /help and the next: 5 a second at most, so prober + outbox stay under the 30/s limiter
 SCHEDULED = datetime(2026, 5, 18, 1, 7, tzinfo=UTC)  # Monday 09:07 in Asia/Shanghai: the visit-pace moment

@@ -66,8 +66,8 @@ async def populate(url: str, users: int) -> int:
     from bench.generate import WORKER_TG, Size, generate
     from bot.app import build_application
     from bot.db import Database
-    from sandbox.localapi import LocalBotAPI
     from models.tables import PersistedState
+    from sandbox.localapi import LocalBotAPI
 
     db = Database(url)
     await generate(db, Size(grids=1, households=600, visits=0, issues=0, patrols=0, shops_per_grid=0, workers_per_grid=1))

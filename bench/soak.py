@@ -51,9 +51,9 @@ from sqlmodel import select
 
 from bench.common import WORK, ScratchDB
 from bot.db import Database
-from sandbox.localapi import _CANONICAL, DroppedConnection, LocalBotAPI, _Fault, buttons, run_in_thread
 from models.tables import Household, Role, User, Visit
 from models.users import create_grid, create_user
+from sandbox.localapi import _CANONICAL, DroppedConnection, LocalBotAPI, _Fault, buttons, run_in_thread
 
 TOKEN = "515151:SOAK"
 WORKER_TG = 30_000_000

@@ -113,9 +113,9 @@ def _holder_gone(host: str, pid: int) -> bool:
 
 async def _lease(url: str, holder: str, *, acquire: bool):  # noqa: ANN202 - models.reminders.Lease | None
     """Take (or give back) the single-process lease; the lease of the live holder when it is taken."""
-    from models import clock
     from bot.db import Database
     from handlers.reminders import LEASE_TTL
+    from models import clock
     from models.reminders import acquire_lease, release_lease
 
     db = Database(url)
@@ -238,8 +238,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _period(text: str, settings: Settings):  # noqa: ANN202
-    from models import clock
-    from models import periods
+    from models import clock, periods
 
     try:
         return periods.parse(text, settings.tz, clock.now())
@@ -253,9 +252,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings()
     from pathlib import Path
 
-    from models import clock
     from bot.exporter import build_export
-    from models import audit
+    from models import audit, clock
     from models.summary import all_grid_ids
     from models.users import grids_by_codes
 
@@ -285,8 +283,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     settings = _settings()
     from pathlib import Path
 
-    from models import clock
     from bot.exporter import summary_workbook
+    from models import clock
     from models.periods import cutoff_of_day
     from models.summary import numbers_from, paragraph_en, paragraph_zh, summary_figures
 

@@ -45,9 +45,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot import wecom
-
-from models import clock
-from models import outbox
+from models import clock, outbox
 from models.outbox import NewMessage, Row
 
 log = logging.getLogger(__name__)

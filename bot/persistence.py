@@ -24,9 +24,8 @@ from telegram import Update
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
 
-from models import clock
 from bot.db import Database
-from models import state
+from models import clock, state
 
 PROCESSED_KEEP = timedelta(hours=48)
 PRUNE_EVERY = timedelta(hours=1)

@@ -23,7 +23,6 @@ from telegram import BotCommandScopeChat, Update
 from telegram.error import TelegramError
 from telegram.ext import CommandHandler, MessageHandler, filters
 
-from models import clock
 from bot.context import GridContext
 from bot.exporter import KINDS as EXPORT_KINDS
 from bot.exporter import build_export, summary_workbook
@@ -31,9 +30,8 @@ from bot.i18n import N_, gettext_for
 from bot.importer import FileProblem, read_upload, report, template
 from handlers.common import esc, percent, reply, requires, role_name
 from handlers.flow import rule_message
-from models.vocabulary import category_label, status_label
 from models import admin as admin_model
-from models import audit, periods, stats
+from models import audit, clock, periods, stats
 from models.errors import RuleError
 from models.importer import KINDS as IMPORT_KINDS
 from models.importer import ImportRefused, run_import
@@ -42,6 +40,7 @@ from models.summary import numbers_from, paragraph
 from models.tables import Role
 from models.text import clean_args
 from models.users import Member, create_grid, create_invitation, grids_by_ids, parse_role, scope_grid_ids
+from models.vocabulary import category_label, status_label
 
 ADMIN_RULES = {
     "role_unknown": N_("Unknown role «{role}». Use worker, supervisor or admin."),

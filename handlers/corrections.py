@@ -19,13 +19,12 @@ import re
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from models import clock
 from bot.context import GridContext
 from bot.i18n import N_
 from handlers.common import edit_message, esc, reply, requires
 from handlers.flow import answer_query, rule_message
 from handlers.visits import SITUATION_LABELS, undo_closed_text
-from models import corrections
+from models import clock, corrections
 from models.errors import RuleError
 from models.tables import Role
 from models.text import ascii_digits, clean_text, parse_count

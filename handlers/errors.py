@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from telegram import Update
 
-from models import clock
 from bot.context import GridContext
 from bot.db import is_transient
 from bot.i18n import gettext_for, resolve_language
+from models import clock
 from models.users import active_admin_telegram_ids, get_member
 
 log = logging.getLogger(__name__)

@@ -25,12 +25,10 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, TypeHandler, filters
 
 from bot import delivery
-
-from models import clock
 from bot.context import GridContext
 from bot.i18n import N_
 from handlers.common import edit_message, esc, reply
-from models import outbox
+from models import clock, outbox
 from models.errors import RuleError
 
 log = logging.getLogger(__name__)

@@ -50,7 +50,6 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from models import clock
 from bot.context import GridContext
 from bot.i18n import N_, gettext_for, resolve_language
 from handlers.common import edit_message, esc, reply, requires
@@ -73,8 +72,7 @@ from handlers.flow import (
     summary_line,
     tell_outcome,
 )
-from models import vocabulary
-from models.vocabulary import category_label, status_label
+from models import clock, vocabulary
 from models.errors import RuleError
 from models.issues import (
     ASSIGNED,
@@ -116,6 +114,7 @@ from models.issues import (
 from models.tables import Role
 from models.text import clean_text
 from models.users import Member, grids_by_ids
+from models.vocabulary import category_label, status_label
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,6 @@ from datetime import datetime, timedelta
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from models import clock
 from bot.context import GridContext
 from bot.i18n import N_, gettext_for, resolve_language
 from handlers.common import edit_message, esc, local_time, reply, requires
@@ -81,7 +80,7 @@ from handlers.flow import (
 )
 from handlers.issues import report_button
 from jobs import reinspection
-from models import vocabulary
+from models import clock, vocabulary
 from models.checklist import CATEGORY_LABELS, ITEM_LABELS, SHOP_CATEGORIES, category_label, item_label
 from models.errors import RuleError
 from models.patrols import (

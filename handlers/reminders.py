@@ -12,13 +12,10 @@ import logging
 from datetime import datetime, timedelta
 
 from babel.dates import format_date, format_skeleton, get_day_names
-
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import delivery
-
-from models import clock
 from bot.context import GridContext
 from bot.i18n import N_
 from handlers.common import esc, reply, requires
@@ -26,7 +23,7 @@ from handlers.flow import answer_query
 from jobs import digest as digest_job
 from jobs import reminders as rjobs
 from jobs.scheduling import Schedule
-from models import outbox, periods
+from models import clock, outbox, periods
 from models import reminders as rm
 from models.tables import Role
 
@@ -133,7 +130,8 @@ async def outbox_command(update: Update, context: GridContext) -> None:
     for row in problems:
         when = row.next_attempt_at.astimezone(tz).strftime("%m-%d %H:%M")
         state = context._("retry at {when}").format(when=when) if row.state == outbox.FAILED else context._("given up")
-        lines.append(f"#{row.id} {esc(context._(OUTBOX_TITLES.get(row.kind, row.kind)))} {esc(row.period_key)} → {esc(row.recipient)} · {row.attempts}× · {state}\n"
+        kind = esc(context._(OUTBOX_TITLES.get(row.kind, row.kind)))
+        lines.append(f"#{row.id} {kind} {esc(row.period_key)} → {esc(row.recipient)} · {row.attempts}× · {state}\n"
                      f"    {esc(row.last_error or '')}")
     await reply(update, context, "\n".join(lines)[:4096])
 

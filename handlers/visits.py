@@ -33,7 +33,6 @@ from datetime import datetime
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from models import clock
 from bot.context import GridContext
 from bot.i18n import N_
 from handlers.common import edit_message, esc, local_time, percent, reply, requires
@@ -59,8 +58,7 @@ from handlers.flow import (
     with_row,
 )
 from handlers.issues import visit_report_markup
-from models import corrections, periods, stats
-from models.vocabulary import category_label, status_label
+from models import clock, corrections, periods, stats
 from models.errors import RuleError
 from models.issues import my_reports
 from models.residents import ResidentRow, household_residents
@@ -73,8 +71,8 @@ from models.visits import (
     MAX_PEOPLE_MET,
     MAX_PHOTOS,
     SITUATIONS,
-    VisitDraft,
     HouseholdRow,
+    VisitDraft,
     get_household,
     get_visit,
     households_at,
@@ -83,6 +81,7 @@ from models.visits import (
     search_households,
     validate_address,
 )
+from models.vocabulary import category_label, status_label
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from bot.i18n import gettext_for, resolve_language
 from jobs.reminders import esc, pct
 from models import periods
 from models import reminders as rm
+from models.admin import mask_name
 from models.outbox import NewMessage
 from models.periods import Period
 from models.stats import (
@@ -32,7 +33,6 @@ from models.stats import (
     weekly_issue_figures,
     weekly_visits_by_grid,
 )
-from models.admin import mask_name
 from models.tables import Role
 
 WEEKS = 8

@@ -15,10 +15,9 @@ import html
 import logging
 from dataclasses import dataclass, field
 
-from models import clock
 from bot.delivery import drain, tg
 from bot.i18n import gettext_for, resolve_language
-from models import outbox
+from models import clock, outbox
 from models.checklist import item_label
 from models.outbox import NewMessage
 from models.patrols import DueReinspection, Recipient, claim_reminder, deadline_day, due_reinspections, grid_supervisors, reminder_recipients

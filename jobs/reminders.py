@@ -18,15 +18,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from models import clock
 from bot.delivery import buttons_payload, tg
-from models.vocabulary import category_label, status_label
 from bot.i18n import gettext_for, resolve_language
-from models import outbox, periods
+from models import clock, outbox, periods
 from models import reminders as rm
 from models.outbox import NewMessage
 from models.stats import GridCoverage, grid_coverage
 from models.tables import Role
+from models.vocabulary import category_label, status_label
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +193,8 @@ async def produce_overdue(session, app, scheduled: datetime, now: datetime) -> l
             lines.append(_("🔁 <b>Re-inspections past their day</b>: {n}").format(n=len(s_orders)))
             lines += [_("• {shop}: «{item}», deadline {date}").format(shop=esc(o.shop_name), item=item_label(_, o.item),
                                                                    date=o.deadline.astimezone(tz).date().isoformat()) for o in s_orders[:20]]
-        out.append(NewMessage("overdue_supervisor", key, tg(tid), "\n".join(lines)[:4096], payload=_open_buttons(_, s_issues, "overdue") if s_issues else _snooze_buttons(_, "overdue"),
+        buttons = _open_buttons(_, s_issues, "overdue") if s_issues else _snooze_buttons(_, "overdue")
+        out.append(NewMessage("overdue_supervisor", key, tg(tid), "\n".join(lines)[:4096], payload=buttons,
                               urgent=any(i.urgent for i in s_issues)))
 
     # Escalation: overdue by more than N days -> the admins, once per issue (an event: no quiet hours).

@@ -207,8 +207,8 @@ async def overdue_issues(session: AsyncSession, grid_ids: list[int], at: datetim
 
 from zoneinfo import ZoneInfo  # noqa: E402
 
-from models.issues import IssueEvent  # noqa: E402
 from models import vocabulary  # noqa: E402
+from models.issues import IssueEvent  # noqa: E402
 from models.patrols import Finding, OrderStatus, Outcome, Patrol, Rectification  # noqa: E402
 from models.periods import Period  # noqa: E402
 from models.tables import Visit  # noqa: E402

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 

@@ -31,8 +31,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import clock
-from models import vocabulary
+from models import clock, vocabulary
 from models.checklist import DEFAULT_CHECKLIST, SHOP_CATEGORIES
 from models.issues import CLOSED, REJECTED, REPORTED, RESOLVED, Issue, IssueEvent, due_at_for
 from models.patrols import (

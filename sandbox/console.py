@@ -42,10 +42,10 @@ from typing import TextIO
 from pydantic import ValidationError
 from telegram.ext import Job
 
+from bot.settings import Settings, format_settings_error, load_settings
 from models import clock
 from sandbox.demo import DEMO_USERS, DemoUser
 from sandbox.localapi import LocalBotAPI, LocalBotAPIServer, buttons, reply_buttons, run_in_thread
-from bot.settings import Settings, format_settings_error, load_settings
 
 SANDBOX_TOKEN = "100000:SANDBOX"
 BOT_USERNAME = "gridbot_sandbox_bot"
@@ -528,9 +528,9 @@ def _setup_logging(path: Path, level: str) -> None:
 async def run(db_path: Path | None, language: str | None, stdin: TextIO, out: TextIO) -> int:
     from telegram.request import HTTPXRequest
 
-    from sandbox import demo
     from bot.app import allowed_updates, build_application
     from handlers import on_startup
+    from sandbox import demo
 
     temporary = db_path is None
     folder = Path(tempfile.mkdtemp(prefix="gridbot-sandbox-")) if temporary else db_path.resolve().parent

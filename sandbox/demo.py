@@ -25,9 +25,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from models import clock
 from bot.db import Database, upgrade
 from bot.settings import Settings
+from models import clock
 from models.tables import Grid, Household, Role, User
 from models.users import Member, create_grid, create_user, get_member
 from models.visits import VisitDraft, save_visit

@@ -16,12 +16,11 @@ from sqlalchemy import text
 from telegram import Update
 from telegram.request import HTTPXRequest
 
-from models import clock
 from bot.app import GridApplication, build_application
 from bot.db import Database, upgrade
-from sandbox.localapi import LocalBotAPI, buttons
 from bot.settings import Settings
-from models import metadata
+from models import clock, metadata
+from sandbox.localapi import LocalBotAPI, buttons
 
 TOKEN = "123456:TEST"
 ADMIN_ID = 9001

@@ -141,7 +141,8 @@ def generate(folder: Path, seed: int = 2021, full: bool = FULL) -> Street:
     issues_h1 = [r for r in issue_rows if _in_h1(r[1])]
     counts = {
         "visits": len(visits_h1), "visits_in_file": len(visit_rows), "households_visited": len(visited), "households": n_households,
-        "grids": n_grids, "residents": sum(1 for r in resident_rows if r[6] == "是"), "grids_target_met": sum(1 for g in grids if visited_per_grid[g] * 100 >= targets[g] * hh_per_grid[g]),
+        "grids": n_grids, "residents": sum(1 for r in resident_rows if r[6] == "是"),
+        "grids_target_met": sum(1 for g in grids if visited_per_grid[g] * 100 >= targets[g] * hh_per_grid[g]),
         "patrols": len(patrols_h1), "shops_covered": len({(p[1], p[2]) for p in patrols_h1}), "shops_registered": n_shops,
         "corrections": sum(1 for f in findings_h1 if f[3] == "现场指正"), "escalations": sum(1 for f in findings_h1 if f[3] == "上报"),
         "repeated_items": repeats,

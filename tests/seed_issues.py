@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from sqlmodel import func, select
 
-from models import clock
 from bot.db import Database
+from models import clock
 from models.issues import Issue, IssueEvent
 from models.tables import Role
 from models.users import Member, create_user

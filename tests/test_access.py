@@ -13,8 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 from telegram.ext import CommandHandler, ConversationHandler
 
-from models import clock
-from models import metadata
+from models import clock, metadata
 from models.patrols import Finding, Patrol
 from models.tables import Role, User
 from models.users import create_user

@@ -18,16 +18,14 @@ from telegram.ext import TypeHandler
 from telegram.request import HTTPXRequest
 
 from bot import delivery
-
-from models import clock
 from bot.app import GridApplication, allowed_updates, build_application
 from bot.db import Database
-from sandbox.localapi import LocalBotAPI, LocalBotAPIServer, buttons
 from bot.settings import Settings
-from models import outbox
+from models import clock, outbox
 from models.issues import Issue, IssueEvent
 from models.patrols import Patrol, Shop
 from models.tables import ProcessedUpdate, User, Visit
+from sandbox.localapi import LocalBotAPI, LocalBotAPIServer, buttons
 from tests.conftest import ADMIN_ID, TOKEN, Tg
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B, seed
 from tests.seed_issues import WORKER_A2, put_issue, seed_issues

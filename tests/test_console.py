@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from sandbox.console import parse_jump, render_message
 from bot.db import Database
-from sandbox.demo import DEMO_USERS
 from models.tables import Household, User, Visit
+from sandbox.console import parse_jump, render_message
+from sandbox.demo import DEMO_USERS
 
 GRIDBOT = str(Path(sys.executable).parent / "gridbot")
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,9 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from models import clock
 from models import admin as admin_model
-from models import corrections, periods, reminders, stats
+from models import clock, corrections, periods, reminders, stats
 from models.corrections import Correction, RecordRef, may_correct, refusal
 from models.errors import RuleError
 from models.issues import ASSIGNED, Issue, IssueEvent, find_issue, open_tasks, supervisor_queue, transition
@@ -381,7 +380,7 @@ async def test_undo_right_after_saving_voids_the_visit_with_its_trail(app, api, 
         (trail,) = (await s.exec(select(Correction))).all()
     assert visit.voided_at == clock.now() and (trail.action, trail.reason) == ("voided", "Undone by its author right after saving")
     await u.press_data("aft:visit:1:undo", saved)  # twice: nothing more
-    assert len((await db_rows(db, Correction))) == 1
+    assert len(await db_rows(db, Correction)) == 1
     # An undone visit can no longer become an issue report (its confirmation's button is void).
     from models.issues import visit_prefill
 

@@ -29,13 +29,13 @@ import pytest
 from sqlmodel import select
 
 from bot.db import Database
-from sandbox.localapi import DroppedConnection, LocalAPIUser, LocalBotAPI, buttons, serve_in_thread
 from models import outbox, state
 from models.issues import Issue, IssueEvent, IssuePhoto
 from models.patrols import Finding, Patrol, Shop
 from models.reminders import set_baseline
 from models.tables import Household, Role
 from models.users import create_grid, create_user
+from sandbox.localapi import DroppedConnection, LocalAPIUser, LocalBotAPI, buttons, serve_in_thread
 from tests.seed import SUPERVISOR_A, WORKER_A
 from tests.seed_patrols import seed_patrols
 from tests.test_process import start_bot as process_start_bot

@@ -28,12 +28,12 @@ from sqlmodel import select
 
 from bot import delivery
 from bot.db import Database
-from sandbox.localapi import buttons
 from models import metadata, outbox, state
 from models.issues import Issue, IssueEvent, IssuePhoto
 from models.outbox import NewMessage
 from models.patrols import Finding, Patrol, Shop
 from models.tables import Household, Visit
+from sandbox.localapi import buttons
 from tests.conftest import TOKEN, Tg, make_app, stop_app, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, seed
 from tests.seed_issues import seed_issues

@@ -16,12 +16,11 @@ from sqlmodel import func, select
 from telegram import Update
 from telegram.ext import TypeHandler
 
-from models import clock
 from bot.app import GridApplication
 from bot.db import Database
-from sandbox.localapi import buttons
+from models import clock, state
 from models.tables import ProcessedUpdate
-from models import state
+from sandbox.localapi import buttons
 from tests.conftest import ADMIN_ID, TOKEN, Tg, make_app, stop_app
 from tests.seed import SUPERVISOR_A, WORKER_A, seed
 from tests.seed_issues import seed_issues

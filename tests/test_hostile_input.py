@@ -30,7 +30,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text as sql
 
-from sandbox.localapi import buttons
 from handlers.flow import FLOW_BY_NAME
 from handlers.issues import STATUS_CODE
 from models import metadata
@@ -44,6 +43,7 @@ from models.text import clean_text, mask_id_numbers, one_line
 from models.users import create_invitation, create_user
 from models.visits import MAX_NOTES
 from models.visits import validate_address as visit_address
+from sandbox.localapi import buttons
 from tests.conftest import ADMIN_ID, NOW, TOKEN, Tg
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B
 from tests.seed_issues import put_issue

@@ -164,7 +164,8 @@ async def test_patrols_import_holds_the_whole_ledger(db):
     assert [(f.item, f.disposition, f.outcome, f.note) for f in findings] == [
         ("环境卫生", "escalated", "fined", "后厨油污"), ("环境卫生", "escalated", "rectify_on_site", "垃圾桶无盖"),
         ("餐饮具消毒", "corrected", None, None), ("进货查验", "escalated", "rectify_on_site", None)]
-    assert [f.outcome_at.astimezone(SH).strftime("%m-%d %H:%M") if f.outcome_at else None for f in findings] == ["03-01 10:00", "03-01 10:00", None, "03-02 11:00"]
+    outcome_times = [f.outcome_at.astimezone(SH).strftime("%m-%d %H:%M") if f.outcome_at else None for f in findings]
+    assert outcome_times == ["03-01 10:00", "03-01 10:00", None, "03-02 11:00"]
     failed = {p.id: sorted(i["name"] for i in p.items if not i["passed"]) for p in patrols}
     assert failed[patrols[0].id] == ["环境卫生", "餐饮具消毒"] and failed[patrols[3].id] == []
     # The explicit deadline and the default one (3 days after the patrol).

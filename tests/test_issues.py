@@ -14,8 +14,8 @@ import pytest
 from sqlmodel import select
 
 from models import clock
-from sandbox.localapi import buttons
 from models.issues import DEFAULT_CATEGORIES, Issue, IssueDraft, IssueEvent, IssuePhoto, create_issue
+from sandbox.localapi import buttons
 from tests.conftest import ADMIN_ID, TOKEN, Tg, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B
 from tests.seed_issues import SUPERVISOR_B, WORKER_A2, put_issue, seed_issues

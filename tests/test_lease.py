@@ -9,8 +9,8 @@ import time
 from datetime import timedelta
 
 from models import clock
-from sandbox.localapi import LocalBotAPI, serve_in_thread
 from models.reminders import acquire_lease, release_lease, renew_lease
+from sandbox.localapi import LocalBotAPI, serve_in_thread
 from tests.test_process import GRIDBOT, TOKEN, start_bot, wait_polling
 
 TTL = timedelta(seconds=60)

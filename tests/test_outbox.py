@@ -8,12 +8,10 @@ from datetime import timedelta
 import pytest
 
 from bot import delivery
-
-from models import clock
 from handlers.reminders import on_startup
 from jobs import reminders as rjobs
 from jobs.reminders import run_job
-from models import outbox
+from models import clock, outbox
 from models.outbox import NewMessage
 from tests.conftest import ADMIN_ID, TOKEN, Tg, make_app, stop_app
 from tests.seed import WORKER_A, WORKER_B, seed

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from models import clock
-from sandbox.localapi import buttons
 from jobs.reinspection import send_due_reminders
+from models import clock
 from models.patrols import Finding, FindingEvent, Patrol, Rectification, Shop
+from sandbox.localapi import buttons
 from tests.conftest import NOW, TOKEN, Tg, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B
 from tests.seed_patrols import SUPERVISOR_B, seed_patrols

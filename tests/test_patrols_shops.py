@@ -8,12 +8,12 @@ from datetime import time
 import pytest
 from sqlmodel import select
 
-from sandbox.localapi import buttons
 from bot.settings import Settings
 from models.checklist import parse_checklist
 from models.patrols import Risk, Shop, risk_level
 from models.tables import Role
 from models.users import create_grid, create_user
+from sandbox.localapi import buttons
 from tests.conftest import ADMIN_ID, Tg, make_app, stop_app, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B
 from tests.seed_patrols import seed_patrols

@@ -13,14 +13,12 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from bot import cli
-
-from models import clock
-from sandbox.localapi import buttons
 from jobs.reminders import run_job
-from models import audit
+from models import audit, clock
 from models.issues import Issue
 from models.tables import Household, PersistedState, User, Visit
 from models.users import forgotten_name
+from sandbox.localapi import buttons
 from tests.conftest import ADMIN_ID, TOKEN, Tg, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B
 from tests.seed_issues import SUPERVISOR_B, WORKER_A2, put_issue, seed_issues

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from sandbox.localapi import LocalAPIUser, LocalBotAPI, serve_in_thread
 from models.tables import Visit
+from sandbox.localapi import LocalAPIUser, LocalBotAPI, serve_in_thread
 
 TOKEN = "777001:PROCESS"
 ADMIN, WORKER = 7001, 7002

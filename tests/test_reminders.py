@@ -9,15 +9,13 @@ import pytest
 from sqlmodel import select
 
 from bot import delivery
-
-from models import clock
-from sandbox.localapi import buttons
 from handlers.reminders import on_startup
 from jobs.reminders import catch_up, run_job
 from jobs.scheduling import parse_quiet_hours, parse_schedule
-from models import outbox
+from models import clock, outbox
 from models.reminders import JobRun, households_to_visit, is_due
 from models.tables import Visit
+from sandbox.localapi import buttons
 from tests.conftest import ADMIN_ID, TOKEN, Tg, make_app, stop_app, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B, seed
 from tests.seed_issues import SUPERVISOR_B, put_issue, seed_issues

@@ -7,16 +7,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlmodel import select
 
-from models import clock
 from bot.exporter import build_export
 from bot.importer import read_upload
-from models import periods
+from models import clock, periods
 from models.importer import ImportRefused, run_import
 from models.issues import Issue, extend_due, transition
 from models.tables import Grid
 from models.users import get_member
-from sqlmodel import select
 from tests.conftest import empty
 from tests.test_summary import EXAMPLES, SH, import_examples
 

@@ -7,9 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from models import clock
 from bot.importer import read_table
-from models import periods
+from models import clock, periods
 from models.importer import run_import
 from models.summary import numbers_from, paragraph_en, paragraph_zh, period_en, period_zh, report_percent, summary_figures
 
@@ -25,7 +24,8 @@ GOLDEN_ZH = (
 GOLDEN_EN = (
     "In the first half of 2021, grid management collected 3 problems, with a resolution rate of 67%. "
     "Grid workers made 4 home visits to 3 households, a visit coverage of 30% against a target of 20%; 2 of 2 grids met their own target. "
-    "The resident register holds 7 residents. 3 food shops were checked in 4 patrol visits; 3 bad habits were corrected on the spot and 2 bad behaviours were reported to the street office "
+    "The resident register holds 7 residents. "
+    "3 food shops were checked in 4 patrol visits; 3 bad habits were corrected on the spot and 2 bad behaviours were reported to the street office "
     "or the market regulator, after which 1 shop was ordered to rectify on site, 1 fined and 0 closed for rectification. "
     "(Figures as at 20 May 2026, 10:00.)"
 )
@@ -75,8 +75,7 @@ async def test_a_report_as_of_a_day_does_not_move_when_an_issue_changes_later(ap
     from bot import cli
     from models.issues import Issue, member_by_id, transition
     from models.tables import User
-    from tests.conftest import ADMIN_ID
-    from tests.conftest import texts
+    from tests.conftest import ADMIN_ID, texts
     from tests.test_join import join_as_admin
 
     await import_examples(db)

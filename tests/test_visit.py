@@ -8,8 +8,8 @@ import pytest
 from sqlmodel import func, select
 
 from models import clock
-from sandbox.localapi import buttons
 from models.tables import Household, PersistedState, Visit
+from sandbox.localapi import buttons
 from tests.conftest import TOKEN, Tg, make_app, stop_app, texts
 from tests.seed import WORKER_A, WORKER_B, seed
 

@@ -10,10 +10,8 @@ from datetime import timedelta
 import pytest
 
 from bot import delivery, wecom
-
-from models import clock
 from jobs.reminders import run_job
-from models import outbox
+from models import clock, outbox
 from models.outbox import NewMessage
 from models.users import create_grid
 from tests.conftest import ADMIN_ID, Tg
