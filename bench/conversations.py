@@ -24,7 +24,7 @@ from telegram.request import HTTPXRequest
 
 from bench.common import TOKEN, WORK, pct, settings_for
 from bench.generate import WORKER_TG
-from bot.app import build_application
+from bot.channels.telegram import build_application
 from bot.db import Database
 from sandbox.localapi import LocalBotAPI, buttons
 

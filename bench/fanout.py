@@ -31,7 +31,7 @@ from bench.common import TOKEN, WORK, pct, settings_for
 from bench.conversations import _request
 from bench.generate import SUPERVISOR_TG, WORKER_TG, Size, generate
 from bot import delivery
-from bot.app import build_application
+from bot.channels.telegram import build_application
 from bot.db import Database
 from jobs.reminders import run_job
 from models import clock, outbox

@@ -32,7 +32,7 @@ def _rss() -> int:
 async def _child(url: str) -> dict:
     from telegram.request import HTTPXRequest
 
-    from bot.app import build_application
+    from bot.channels.telegram import build_application
     from sandbox.localapi import LocalBotAPI
 
     api = LocalBotAPI()
@@ -64,7 +64,7 @@ async def populate(url: str, users: int) -> int:
 
     from bench.conversations import _address, _press
     from bench.generate import WORKER_TG, Size, generate
-    from bot.app import build_application
+    from bot.channels.telegram import build_application
     from bot.db import Database
     from models.tables import PersistedState
     from sandbox.localapi import LocalBotAPI

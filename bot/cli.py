@@ -40,7 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"configuration error: {webhook}", file=sys.stderr)
             return 2
     from bot import db
-    from bot.app import allowed_updates, build_application
+    from bot.channels.telegram import allowed_updates, build_application
     from bot.logs import setup_logging
 
     setup_logging(settings.log_level, [settings.telegram_bot_token] + ([webhook["secret_token"]] if webhook else []))

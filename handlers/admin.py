@@ -19,16 +19,15 @@ import io
 import logging
 
 import segno
-from telegram import BotCommandScopeChat, Update
-from telegram.error import TelegramError
-from telegram.ext import CommandHandler, MessageHandler, filters
 
+from bot.chat import ChannelError, Inbound
 from bot.context import GridContext
+from bot.engine import Command, OnFile
 from bot.exporter import KINDS as EXPORT_KINDS
 from bot.exporter import build_export, summary_workbook
 from bot.i18n import N_, gettext_for
 from bot.importer import FileProblem, read_upload, report, template
-from handlers.common import esc, percent, reply, requires, role_name
+from handlers.common import address_of, esc, percent, requires, role_name
 from handlers.flow import rule_message
 from models import admin as admin_model
 from models import audit, clock, periods, stats
@@ -64,10 +63,10 @@ MANAGERS = (Role.SUPERVISOR, Role.ADMIN)
 
 
 @requires(Role.ADMIN)
-async def invite_command(update: Update, context: GridContext) -> None:
+async def invite_command(event: Inbound, context: GridContext) -> None:
     args = clean_args(context.args)
     if not 1 <= len(args) <= 2:
-        await reply(update, context, context._("Usage: /invite worker|supervisor|admin GRID[,GRID]\nExample: /invite worker G01,G02"))
+        await context.reply(context._("Usage: /invite worker|supervisor|admin GRID[,GRID]\nExample: /invite worker G01,G02"))
         return
     codes = [c.strip() for c in args[1].replace("，", ",").split(",") if c.strip()] if len(args) == 2 else []
     try:
@@ -75,18 +74,18 @@ async def invite_command(update: Update, context: GridContext) -> None:
         async with context.db.session() as session:
             invitation, grids = await create_invitation(session, role, codes, context.member.id, context.settings.invite_valid_days)
     except RuleError as err:
-        await reply(update, context, esc_rule(context, err))
+        await context.reply(esc_rule(context, err))
         return
-    link = f"https://t.me/{context.bot.username}?start={invitation.code}"
+    link = context.channel.join_link(invitation.code) or f"/start {invitation.code}"
     expires = invitation.expires_at.astimezone(context.settings.tz).strftime("%Y-%m-%d %H:%M")
     grid_text = "、".join(f"{g.code} {g.name}" for g in grids) or "—"
-    await reply(update, context, context._(
+    await context.reply(context._(
         "🎟 Invitation for a {role}, grids: {grids}\nCode: <code>{code}</code>\nLink: {link}\n"
         "Valid until {expires}, for one person. Send them the link; opening it registers them."
     ).format(role=role_name(context, role), grids=esc(grid_text), code=invitation.code, link=esc(link), expires=expires))
     # A QR code of the link, for signing people up in person: they scan it with the phone's camera.
-    with contextlib.suppress(TelegramError):
-        await context.bot.send_photo(update.effective_chat.id, qr_png(link), caption=context._("📷 Scan to join: {role}, {grids}").format(
+    with contextlib.suppress(ChannelError):
+        await context.channel.send_photo(context.address, qr_png(link), caption=context._("📷 Scan to join: {role}, {grids}").format(
             role=role_name(context, role), grids=grid_text))
 
 
@@ -97,18 +96,18 @@ def qr_png(text: str) -> bytes:
 
 
 @requires(Role.ADMIN)
-async def grid_add_command(update: Update, context: GridContext) -> None:
+async def grid_add_command(event: Inbound, context: GridContext) -> None:
     args = clean_args(context.args)
     if len(args) < 2:
-        await reply(update, context, context._("Usage: /grid_add CODE NAME\nExample: /grid_add G01 幸福里第一网格"))
+        await context.reply(context._("Usage: /grid_add CODE NAME\nExample: /grid_add G01 幸福里第一网格"))
         return
     try:
         async with context.db.session() as session:
             grid = await create_grid(session, args[0], " ".join(args[1:]), context.settings.visit_target)
     except RuleError as err:
-        await reply(update, context, esc_rule(context, err))
+        await context.reply(esc_rule(context, err))
         return
-    await reply(update, context, context._("Grid {code} · {name} added; its half-year visit-coverage target is {target}%.").format(
+    await context.reply(context._("Grid {code} · {name} added; its half-year visit-coverage target is {target}%.").format(
         code=esc(grid.code), name=esc(grid.name), target=f"{grid.target_coverage * 100:g}"))
 
 
@@ -219,13 +218,13 @@ def _when(context: GridContext, at) -> str:  # noqa: ANN001
     return at.astimezone(context.settings.tz).strftime("%Y-%m-%d %H:%M") if at else "—"
 
 
-async def _run(update: Update, context: GridContext, body) -> None:  # noqa: ANN001
+async def _run(event: Inbound, context: GridContext, body) -> None:  # noqa: ANN001
     """Run a command body; a RuleError becomes its message."""
     context.args = clean_args(context.args)  # arguments reach SQL: no control characters (a NUL breaks PostgreSQL)
     try:
         await body()
     except RuleError as err:
-        await reply(update, context, esc_rule(context, err))
+        await context.reply(esc_rule(context, err))
 
 
 # -- figures ----------------------------------------------------------------------------------
@@ -267,7 +266,7 @@ def stats_text(context: GridContext, f: stats.StreetFigures, scope_label: str) -
 
 
 @requires(*MANAGERS)
-async def stats_command(update: Update, context: GridContext) -> None:
+async def stats_command(event: Inbound, context: GridContext) -> None:
     async def body() -> None:
         args, as_of = _split_as_of(context.args or [])
         period, code = _period_and_grid(context, args)
@@ -276,20 +275,20 @@ async def stats_command(update: Update, context: GridContext) -> None:
             ids = await _scope(session, context, code)
             figures = await stats.street_figures(session, ids, period, at, context.settings.tz)
         label = code or (context._("all grids") if _member(context).is_admin else context._("your grids"))
-        await reply(update, context, stats_text(context, figures, label))
+        await context.reply(stats_text(context, figures, label))
 
-    await _run(update, context, body)
+    await _run(event, context, body)
 
 
 @requires(*MANAGERS)
-async def overdue_command(update: Update, context: GridContext) -> None:
+async def overdue_command(event: Inbound, context: GridContext) -> None:
     async def body() -> None:
         args = context.args or []
         async with context.db.session() as session:
             ids = await _scope(session, context, args[0] if args else None)
             issues, total = await admin_model.overdue_issues(session, ids, clock.now())
         if not issues:
-            await reply(update, context, context._("✅ No overdue issue."))
+            await context.reply(context._("✅ No overdue issue."))
             return
         lines = [context._("⏰ <b>Overdue issues: {n}</b>").format(n=total)]
         for v in issues:
@@ -298,13 +297,13 @@ async def overdue_command(update: Update, context: GridContext) -> None:
                 who=esc(v.assignee_name or context._("not assigned"))))
         if total > len(issues):
             lines.append(context._("… and {n} more").format(n=total - len(issues)))
-        await reply(update, context, "\n".join(lines))
+        await context.reply("\n".join(lines))
 
-    await _run(update, context, body)
+    await _run(event, context, body)
 
 
 @requires(*MANAGERS)
-async def workers_command(update: Update, context: GridContext) -> None:
+async def workers_command(event: Inbound, context: GridContext) -> None:
     async def body() -> None:
         args = context.args or []
         period = _parse_period(context, args[0] if args else None, "month")
@@ -321,13 +320,13 @@ async def workers_command(update: Update, context: GridContext) -> None:
         supervisors = [line(w) for w in rows if w.role == Role.SUPERVISOR.value]
         if supervisors:
             lines += ["", context._("🧭 <b>Supervisors</b>"), *supervisors]
-        await reply(update, context, "\n".join(lines))
+        await context.reply("\n".join(lines))
 
-    await _run(update, context, body)
+    await _run(event, context, body)
 
 
 @requires(*MANAGERS)
-async def grids_command(update: Update, context: GridContext) -> None:
+async def grids_command(event: Inbound, context: GridContext) -> None:
     async with context.db.session() as session:
         rows = await admin_model.grid_rows(session, await scope_grid_ids(session, _member(context)))
     lines = [context._("🗺 <b>Grids: {n}</b>").format(n=len(rows))]
@@ -335,15 +334,15 @@ async def grids_command(update: Update, context: GridContext) -> None:
         lines.append(context._("{code} · {name}: {households} households, {shops} shops, {workers} workers, target {target}; supervisors: {sups}").format(
             code=esc(g.code), name=esc(g.name), households=g.households, shops=g.shops, workers=g.workers, target=f"{g.target * 100:g}%",
             sups=esc("、".join(g.supervisors) or "—")))
-    await reply(update, context, "\n".join(lines))
+    await context.reply("\n".join(lines))
 
 
 @requires(Role.ADMIN)
-async def targets_command(update: Update, context: GridContext) -> None:
+async def targets_command(event: Inbound, context: GridContext) -> None:
     async def body() -> None:
         args = context.args or []
         if len(args) not in (2, 3) or args[0].lower() not in ("half", "半年", "h"):
-            await reply(update, context, context._("Usage: /targets half PERCENT [GRID]\nExample: /targets half 25 G01 (the half-year visit-coverage target)"))
+            await context.reply(context._("Usage: /targets half PERCENT [GRID]\nExample: /targets half 25 G01 (the half-year visit-coverage target)"))
             return
         try:
             value = float(args[1].rstrip("%"))
@@ -353,13 +352,13 @@ async def targets_command(update: Update, context: GridContext) -> None:
             ids = await _scope(session, context, args[2] if len(args) == 3 else None)
             n = await admin_model.set_targets(session, ids, value)
             await audit.record(session, _member(context).id, _actor(context), "targets", percent=value, grids=ids)
-        await reply(update, context, context._("Half-year visit-coverage target set to {target} for {n} grid(s).").format(target=f"{value:g}%", n=n))
+        await context.reply(context._("Half-year visit-coverage target set to {target} for {n} grid(s).").format(target=f"{value:g}%", n=n))
 
-    await _run(update, context, body)
+    await _run(event, context, body)
 
 
 @requires(*MANAGERS)
-async def summary_command(update: Update, context: GridContext) -> None:
+async def summary_command(event: Inbound, context: GridContext) -> None:
     async def body() -> None:
         args, as_of = _split_as_of(context.args or [])
         period = _parse_period(context, args[0] if args else None)
@@ -369,13 +368,13 @@ async def summary_command(update: Update, context: GridContext) -> None:
             figures = await stats.street_figures(session, ids, period, at, context.settings.tz)
         numbers = numbers_from(figures, context.settings.tz)
         text = paragraph(numbers, context.lang)
-        await reply(update, context, esc(text))
+        await context.reply(esc(text))
         from models.summary import paragraph_en, paragraph_zh
 
         data = summary_workbook(figures, context.settings.tz, [paragraph_zh(numbers), paragraph_en(numbers)])
-        await context.bot.send_document(update.effective_chat.id, io.BytesIO(data), filename=f"gridbot-summary-{period.label}.xlsx")
+        await context.channel.send_document(context.address, data, f"gridbot-summary-{period.label}.xlsx")
 
-    await _run(update, context, body)
+    await _run(event, context, body)
 
 
 # -- users ----------------------------------------------------------------------------------------
@@ -387,7 +386,7 @@ def _actor(context: GridContext) -> str:
 
 
 @requires(*MANAGERS)
-async def users_command(update: Update, context: GridContext) -> None:
+async def users_command(event: Inbound, context: GridContext) -> None:
     member = _member(context)
     async with context.db.session() as session:
         rows = await admin_model.list_users(session, None if member.is_admin else list(member.grid_ids))
@@ -397,7 +396,7 @@ async def users_command(update: Update, context: GridContext) -> None:
         state = "" if u.active else " ⛔ " + context._("deactivated")
         lines.append(f"#{u.id} {esc(name or '?')} · {role_name(context, Role(u.role))} · {esc(','.join(u.grid_codes) or '—')} · "
                      f"<code>{u.telegram_id}</code>{' · ' + esc(phone) if phone else ''}{state}")
-    await reply(update, context, "\n".join(lines))
+    await context.reply("\n".join(lines))
 
 
 async def refresh_menu(context: GridContext, member: Member) -> None:
@@ -408,11 +407,11 @@ async def refresh_menu(context: GridContext, member: Member) -> None:
 
 
 @requires(Role.ADMIN)
-async def setrole_command(update: Update, context: GridContext) -> None:
+async def setrole_command(event: Inbound, context: GridContext) -> None:
     async def body() -> None:
         args = context.args or []
         if len(args) != 2:
-            await reply(update, context, context._("Usage: /setrole USER worker|supervisor|admin"))
+            await context.reply(context._("Usage: /setrole USER worker|supervisor|admin"))
             return
         role = parse_role(args[1])
         async with context.db.session() as session:
@@ -420,18 +419,18 @@ async def setrole_command(update: Update, context: GridContext) -> None:
             changed = await admin_model.set_role(session, _member(context), target, role)
             await audit.record(session, _member(context).id, _actor(context), "setrole", user=target.id, old=target.role.value, new=role.value)
         await refresh_menu(context, changed)
-        await reply(update, context, context._("{user} is now {role}.").format(user=esc(changed.display_name or str(changed.telegram_id)),
+        await context.reply(context._("{user} is now {role}.").format(user=esc(changed.display_name or str(changed.telegram_id)),
                                                                               role=role_name(context, role)))
 
-    await _run(update, context, body)
+    await _run(event, context, body)
 
 
 @requires(Role.ADMIN)
-async def setgrid_command(update: Update, context: GridContext) -> None:
+async def setgrid_command(event: Inbound, context: GridContext) -> None:
     async def body() -> None:
         args = context.args or []
         if len(args) != 2:
-            await reply(update, context, context._("Usage: /setgrid USER GRID[,GRID]"))
+            await context.reply(context._("Usage: /setgrid USER GRID[,GRID]"))
             return
         async with context.db.session() as session:
             target = await admin_model.find_user(session, args[0])
@@ -439,18 +438,18 @@ async def setgrid_command(update: Update, context: GridContext) -> None:
             changed, grids = await admin_model.set_grids(session, target, admin_model.parse_grid_codes(args[1]))
             await audit.record(session, _member(context).id, _actor(context), "setgrid", user=target.id, old=old, new=[g.code for g in grids])
         await refresh_menu(context, changed)
-        await reply(update, context, context._("{user}'s grids: {grids}.").format(user=esc(changed.display_name or str(changed.telegram_id)),
+        await context.reply(context._("{user}'s grids: {grids}.").format(user=esc(changed.display_name or str(changed.telegram_id)),
                                                                                   grids=esc("、".join(f"{g.code} {g.name}" for g in grids))))
 
-    await _run(update, context, body)
+    await _run(event, context, body)
 
 
 @requires(Role.ADMIN)
-async def deactivate_command(update: Update, context: GridContext) -> None:
+async def deactivate_command(event: Inbound, context: GridContext) -> None:
     async def body() -> None:
         args = context.args or []
         if not args:
-            await reply(update, context, context._("Usage: /deactivate USER [reason]"))
+            await context.reply(context._("Usage: /deactivate USER [reason]"))
             return
         note = " ".join(args[1:]) or context._("account deactivated")
         async with context.db.session() as session:
@@ -459,26 +458,26 @@ async def deactivate_command(update: Update, context: GridContext) -> None:
             await audit.record(session, _member(context).id, _actor(context), "deactivate", user=target.id, issues=[h.issue.human_id for h in handed])
         name = target.display_name or str(target.telegram_id)
         await after_deactivation(context, target, handed, name)
-        await reply(update, context, context._("{user} is deactivated; their records stay. Issues handed back to the supervisors: {n}.").format(
+        await context.reply(context._("{user} is deactivated; their records stay. Issues handed back to the supervisors: {n}.").format(
             user=esc(name), n=len(handed)))
 
-    await _run(update, context, body)
+    await _run(event, context, body)
 
 
 async def after_deactivation(context: GridContext, target: Member, handed: list, name: str) -> None:
     """After the commit: clear the user's command menu and tell the supervisors which issues came back."""
     try:
-        await context.bot.delete_my_commands(scope=BotCommandScopeChat(target.telegram_id))
-    except TelegramError:
+        await context.channel.set_commands(address_of(target), None)
+    except ChannelError:
         log.warning("could not clear the command menu of user %s", target.id)
     for h in handed:
         for sup in h.supervisors:
             t = gettext_for(sup.language or context.settings.default_language)
             try:
-                await context.bot.send_message(sup.telegram_id, t(
+                await context.send_to(address_of(sup), t(
                     "↩️ Issue {id} ({category}, {grid}) is back in your dispatch queue: its assignee {name} was deactivated. See /tasks."
                 ).format(id=h.issue.human_id, category=esc(h.issue.category), grid=esc(h.issue.grid_code), name=esc(name)))
-            except TelegramError:
+            except ChannelError:
                 log.warning("could not tell supervisor %s about issue %s", sup.id, h.issue.id)
 
 
@@ -488,57 +487,67 @@ IMPORT_WAIT = "import_kind"
 
 
 @requires(Role.ADMIN)
-async def import_command(update: Update, context: GridContext) -> None:
+async def import_command(event: Inbound, context: GridContext) -> None:
     args = context.args or []
     if len(args) != 1 or args[0].lower() not in IMPORT_KINDS:
-        await reply(update, context, context._("Usage: /import {kinds}\nThen send the CSV or XLSX file as a document (formats: README).").format(
+        await context.reply(context._("Usage: /import {kinds}\nThen send the CSV or XLSX file as a document (formats: README).").format(
             kinds="|".join(IMPORT_KINDS)))
         return
     kind = args[0].lower()
     context.user_data[IMPORT_WAIT] = kind
-    await reply(update, context, context._("Send the {kind} file now as a document (CSV in UTF-8 or GBK, or XLSX). Every row is checked first; "
+    await context.reply(context._("Send the {kind} file now as a document (CSV in UTF-8 or GBK, or XLSX). Every row is checked first; "
                                            "if any is wrong, nothing is written.").format(kind=kind))
     name, data = template(kind)
-    with contextlib.suppress(TelegramError):  # the template is a help; the import waits either way
-        await context.bot.send_document(update.effective_chat.id, data, filename=name,
-                                        caption=context._("📄 A template with example rows: fill it in (keep the header row) and send it back."))
+    with contextlib.suppress(ChannelError):  # the template is a help; the import waits either way
+        await context.channel.send_document(context.address, data, name,
+                                            caption=context._("📄 A template with example rows: fill it in (keep the header row) and send it back."))
 
 
-async def _progress_message(update: Update, context: GridContext):  # noqa: ANN202
-    message = await context.bot.send_message(update.effective_chat.id, context._("⏳ Importing… 0%"))
+async def _progress_message(event: Inbound, context: GridContext):  # noqa: ANN202
+    """'Importing… n%' as one message edited as rows go in (where the channel cannot edit, only the
+    start and the outcome are said); returns how to say the outcome, and the progress callback."""
+    ref = await context.reply(context._("⏳ Importing… 0%"))
     state = {"pct": 0}
 
     async def progress(done: int, total: int) -> None:
         pct = min(100, int(100 * done / total)) if total else 100
-        if pct - state["pct"] < 20 and pct < 100:
+        if pct - state["pct"] < 20 and pct < 100 or not context.channel.abilities.edit or ref is None:
             return  # a few edits, not one per batch
         state["pct"] = pct
-        with contextlib.suppress(TelegramError):
-            await message.edit_text(context._("⏳ Importing… {pct}%").format(pct=pct))
+        with contextlib.suppress(ChannelError):
+            await context.channel.edit(context.address, ref, context._("⏳ Importing… {pct}%").format(pct=pct))
 
-    return message, progress
+    async def outcome(text: str) -> None:
+        if context.channel.abilities.edit and ref is not None:
+            try:
+                await context.channel.edit(context.address, ref, text)
+                return
+            except ChannelError:
+                log.info("could not edit the import progress message; sending the outcome anew")
+        await context.reply(text)
+
+    return outcome, progress
 
 
-async def import_document(update: Update, context: GridContext) -> None:
+async def import_document(event: Inbound, context: GridContext) -> None:
     """A document: the file of a pending /import (admins only)."""
     member = context.member
     kind = (context.user_data or {}).get(IMPORT_WAIT)
     if member is None or not member.is_admin or kind is None:
         from handlers.start import outside_any_flow
 
-        await outside_any_flow(update, context)  # no import is waiting: a document like any other stray message
+        await outside_any_flow(event, context)  # no import is waiting: a document like any other stray message
         return
     context.user_data.pop(IMPORT_WAIT, None)
-    document = update.message.document
-    tg_file = await context.bot.get_file(document.file_id)
-    data = bytes(await tg_file.download_as_bytearray())
-    name = document.file_name or "upload"
+    document = event.file
+    data = await context.channel.download(document)
+    name = document.name or "upload"
     try:
         (headers, rows), history = read_upload(kind, data, name)
     except FileProblem as exc:
-        await reply(update, context, context._("❌ Import refused, nothing was written:") + "\n" + esc("\n".join(report([exc.problem], context._))))
+        await context.reply(context._("❌ Import refused, nothing was written:") + "\n" + esc("\n".join(report([exc.problem], context._))))
         return
-    message, progress = await _progress_message(update, context)
+    outcome, progress = await _progress_message(event, context)
     try:
         async with context.db.session() as session:
             result = await run_import(session, kind, headers, rows, context.settings.tz, context.settings.visit_target,
@@ -548,19 +557,19 @@ async def import_document(update: Update, context: GridContext) -> None:
     except ImportRefused as exc:
         text = context.n_("❌ Import refused: {n} problem; nothing was written.", "❌ Import refused: {n} problems; nothing was written.",
                           len(exc.problems)).format(n=len(exc.problems))
-        await message.edit_text(text + "\n" + esc("\n".join(report(exc.problems, context._, limit=30))))
+        await outcome(text + "\n" + esc("\n".join(report(exc.problems, context._, limit=30))))
         return
-    await message.edit_text(context.n_("✅ Imported {kind}: {rows} row — {created} new, {updated} updated, {unchanged} unchanged.",
+    await outcome(context.n_("✅ Imported {kind}: {rows} row — {created} new, {updated} updated, {unchanged} unchanged.",
                                        "✅ Imported {kind}: {rows} rows — {created} new, {updated} updated, {unchanged} unchanged.", result.rows).format(
         kind=kind, rows=result.rows, created=result.created, updated=result.updated, unchanged=result.unchanged))
 
 
 @requires(*MANAGERS)
-async def export_command(update: Update, context: GridContext) -> None:
+async def export_command(event: Inbound, context: GridContext) -> None:
     async def body() -> None:
         args = context.args or []
         if not 2 <= len(args) <= 3 or args[0].lower() not in EXPORT_KINDS:
-            await reply(update, context, context._("Usage: /export visits|patrols|issues|summary PERIOD [GRID]\nExample: /export visits 2026H1 G01"))
+            await context.reply(context._("Usage: /export visits|patrols|issues|summary PERIOD [GRID]\nExample: /export visits 2026H1 G01"))
             return
         kind, period = args[0].lower(), _parse_period(context, args[1])
         code = args[2] if len(args) == 3 else None
@@ -570,25 +579,25 @@ async def export_command(update: Update, context: GridContext) -> None:
             name, data = await build_export(session, kind, period, ids, context.settings.tz, not member.is_admin, clock.now(), code or "")
             await audit.record(session, member.id, _actor(context), "export", kind=kind, period=period.label, grid=code,
                                masked=not member.is_admin)
-        await context.bot.send_document(update.effective_chat.id, io.BytesIO(data), filename=name)
+        await context.channel.send_document(context.address, data, name)
 
-    await _run(update, context, body)
+    await _run(event, context, body)
 
 
 HANDLERS = [
-    CommandHandler("invite", invite_command),
-    CommandHandler("grid_add", grid_add_command),
-    CommandHandler("stats", stats_command),
-    CommandHandler("overdue", overdue_command),
-    CommandHandler("workers", workers_command),
-    CommandHandler("grids", grids_command),
-    CommandHandler("targets", targets_command),
-    CommandHandler("summary", summary_command),
-    CommandHandler("users", users_command),
-    CommandHandler("setrole", setrole_command),
-    CommandHandler("setgrid", setgrid_command),
-    CommandHandler("deactivate", deactivate_command),
-    CommandHandler("import", import_command),
-    CommandHandler("export", export_command),
-    MessageHandler(filters.Document.ALL, import_document),
+    Command("invite", invite_command),
+    Command("grid_add", grid_add_command),
+    Command("stats", stats_command),
+    Command("overdue", overdue_command),
+    Command("workers", workers_command),
+    Command("grids", grids_command),
+    Command("targets", targets_command),
+    Command("summary", summary_command),
+    Command("users", users_command),
+    Command("setrole", setrole_command),
+    Command("setgrid", setgrid_command),
+    Command("deactivate", deactivate_command),
+    Command("import", import_command),
+    Command("export", export_command),
+    OnFile(import_document),
 ]

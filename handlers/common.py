@@ -1,4 +1,4 @@
-"""What every handler shares: the access gate, role checks, replies that escape user text."""
+"""What every handler shares: the access gate, role checks, escaping user text."""
 
 from __future__ import annotations
 
@@ -8,63 +8,59 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from telegram import Update
-from telegram.error import BadRequest
-from telegram.ext import ApplicationHandlerStop
-
+from bot.chat import COMMAND, Inbound
 from bot.context import GridContext
+from bot.engine import Stop
 from bot.i18n import N_, resolve_language
 from models.tables import Role
-from models.users import get_member
+from models.users import Member, get_member
 
 log = logging.getLogger(__name__)
 
+TIMED_OUT_KEY = "timed_out"  # user_data: {flow} of the form a timeout closed, until the person's next event
 
 
 def esc(text: str) -> str:
-    """Escape user text for HTML messages (quotes need no escaping outside attributes)."""
+    """Escape user text for rich text (quotes need no escaping outside attributes)."""
     return html.escape(text, quote=False)
 
 
-async def reply(update: Update, context: GridContext, text: str, **kwargs) -> None:  # noqa: ANN003
-    """Send `text` (HTML; escape user text with `esc`) to the chat the update came from."""
-    chat = update.effective_chat
-    if chat is not None:
-        await context.bot.send_message(chat.id, text, **kwargs)
-
-
-async def gate(update: Update, context: GridContext) -> None:
+async def gate(event: Inbound, context: GridContext) -> None:
     """Runs before every handler: who is this, in which language, and may they use the bot?
 
-    Group chats, channels and bots are ignored. Unregistered and deactivated users get an
-    explanation and nothing else works for them, except /start (to join with an invitation).
+    Unregistered and deactivated users get an explanation and nothing else works for them, except
+    /start (to join with an invitation). (Group chats, channels and bots never reach the engine:
+    each channel adapter passes private chats of people only.)
     """
-    user, chat = update.effective_user, update.effective_chat
-    if user is None or user.is_bot or (chat is not None and chat.type != "private"):
-        raise ApplicationHandlerStop
+    closed = context.user_data.pop(TIMED_OUT_KEY, None)
+    context.timed_out = closed.get("flow") if isinstance(closed, dict) else None
     async with context.db.session() as session:
-        member = await get_member(session, user.id)
+        member = await get_member(session, int(event.user_key)) if event.user_key.isdigit() else None
     context.member = member
-    context.lang = resolve_language(member.language if member else None, user.language_code, context.settings.default_language)
+    context.lang = resolve_language(member.language if member else None, event.language, context.settings.default_language)
 
-    if update.edited_message is not None:
-        await reply(update, context, context._("Editing a sent message changes nothing here. Please send a new message instead."))
-        raise ApplicationHandlerStop
+    if event.edited:
+        await context.reply(context._("Editing a sent message changes nothing here. Please send a new message instead."))
+        raise Stop
     if member is not None and member.active:
         return
-    message = update.message
-    if message is not None and message.text and message.text.split()[0].split("@")[0] == "/start":
+    if event.kind == COMMAND and event.command == "start":
         return  # /start handles joining (and refuses politely where it must)
     text = (
         context._("Your gridbot account has been deactivated. Ask your street office if this is a mistake.")
         if member is not None
         else not_registered_text(context)
     )
-    if update.callback_query is not None:
-        await update.callback_query.answer(text[:190], show_alert=True)
+    if event.is_button:
+        await context.toast(text[:190], alert=True)
     else:
-        await reply(update, context, text)
-    raise ApplicationHandlerStop
+        await context.reply(text)
+    raise Stop
+
+
+def address_of(member: Member) -> str:
+    """Where a member is reached on the channel in use (today: their Telegram chat)."""
+    return str(member.telegram_id)
 
 
 def not_registered_text(context: GridContext) -> str:
@@ -78,14 +74,14 @@ def not_registered_text(context: GridContext) -> str:
 def requires(*roles: Role) -> Callable:
     """Decorator: only members with one of `roles` may run the command."""
 
-    def wrap(fn: Callable[[Update, GridContext], Awaitable[object]]) -> Callable:
+    def wrap(fn: Callable[[Inbound, GridContext], Awaitable[object]]) -> Callable:
         @functools.wraps(fn)
-        async def run(update: Update, context: GridContext) -> object:
+        async def run(event: Inbound, context: GridContext) -> object:
             member = context.member
             if member is None or not member.active or member.role not in roles:
-                await reply(update, context, context._("This command is not available for your role. Send /help to see yours."))
+                await context.reply(context._("This command is not available for your role. Send /help to see yours."))
                 return None
-            return await fn(update, context)
+            return await fn(event, context)
 
         return run
 
@@ -101,20 +97,6 @@ def role_name(context: GridContext, role: Role) -> str:
 
 def percent(value: float) -> str:
     return f"{value * 100:.1f}%"
-
-
-async def edit_message(update: Update, text: str | None = None, reply_markup=None) -> None:  # noqa: ANN001
-    """Edit the message a button sits on; an edit to the same content (a repeated tap) is fine."""
-    query = update.callback_query
-    assert query is not None
-    try:
-        if text is None:
-            await query.edit_message_reply_markup(reply_markup)
-        else:
-            await query.edit_message_text(text, reply_markup=reply_markup)
-    except BadRequest as exc:
-        if "not modified" not in str(exc).lower():
-            raise
 
 
 def local_time(context: GridContext, at: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:

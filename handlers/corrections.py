@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import re
 
-from telegram import Update
-from telegram.ext import CallbackQueryHandler, CommandHandler
-
+from bot.chat import Inbound
 from bot.context import GridContext
+from bot.engine import Command, OnButton
 from bot.i18n import N_
-from handlers.common import edit_message, esc, reply, requires
-from handlers.flow import answer_query, rule_message
+from handlers.common import esc, requires
+from handlers.flow import rule_message
 from handlers.visits import SITUATION_LABELS, undo_closed_text
 from models import clock, corrections
 from models.errors import RuleError
@@ -62,9 +61,9 @@ CORRECT_USAGE = N_(
 )
 
 
-def _rest(update: Update) -> str:
+def _rest(event: Inbound) -> str:
     """The message text after the command itself (keeps spaces and line breaks of the reason)."""
-    text = clean_text((update.message.text if update.message else "") or "")  # a NUL would reach SQL (PostgreSQL refuses it)
+    text = clean_text(event.text or "")  # a NUL would reach SQL (PostgreSQL refuses it)
     parts = text.split(maxsplit=1)
     return parts[1] if len(parts) == 2 else ""
 
@@ -105,12 +104,12 @@ def _situations(context: GridContext, text: str) -> list[str]:
 
 
 @requires(*ALL)
-async def void_command(update: Update, context: GridContext) -> None:
+async def void_command(event: Inbound, context: GridContext) -> None:
     member = context.member
     assert member is not None
-    parts = _rest(update).split(maxsplit=2)
+    parts = _rest(event).split(maxsplit=2)
     if len(parts) < 2:
-        await reply(update, context, context._(VOID_USAGE))
+        await context.reply(context._(VOID_USAGE))
         return
     kind, ref = parts[0].lower(), ascii_digits(parts[1])
     reason = parts[2] if len(parts) == 3 else ""
@@ -118,21 +117,21 @@ async def void_command(update: Update, context: GridContext) -> None:
         async with context.db.session() as session:
             record = await corrections.void_record(session, kind, ref, member, reason)
     except RuleError as err:
-        await reply(update, context, _rule(context, err))
+        await context.reply(_rule(context, err))
         return
     text = context._("🗑 {kind} {ref} voided: it stays on record, with your reason, and is left out of every figure, list and export.")
-    await reply(update, context, text.format(kind=_kind(context, kind).capitalize(), ref=esc(record.label)))
+    await context.reply(text.format(kind=_kind(context, kind).capitalize(), ref=esc(record.label)))
 
 
 @requires(*ALL)
-async def correct_command(update: Update, context: GridContext) -> None:
+async def correct_command(event: Inbound, context: GridContext) -> None:
     member = context.member
     assert member is not None
-    text = _rest(update)
+    text = _rest(event)
     head, sep, reason = text.partition("--")
     parts = head.split(maxsplit=3)
     if len(parts) < 3 or not sep:
-        await reply(update, context, context._(CORRECT_USAGE))
+        await context.reply(context._(CORRECT_USAGE))
         return
     kind, ref, field_text = parts[0].lower(), ascii_digits(parts[1]), parts[2].lower()
     raw = parts[3].strip() if len(parts) == 4 else ""
@@ -160,38 +159,37 @@ async def correct_command(update: Update, context: GridContext) -> None:
         else:
             raise RuleError("record_kind", kind=kind)
     except RuleError as err:
-        await reply(update, context, _rule(context, err))
+        await context.reply(_rule(context, err))
         return
     changes = "; ".join(
         f"{context._(FIELD_NAMES[k])}: {_value_text(context, k, old[k])} → {_value_text(context, k, v)}" for k, v in new.items()
     )
-    await reply(update, context, context._("✏️ {kind} {ref} corrected: {changes}. The old value is kept in the correction trail.").format(
+    await context.reply(context._("✏️ {kind} {ref} corrected: {changes}. The old value is kept in the correction trail.").format(
         kind=_kind(context, kind).capitalize(), ref=esc(record.label), changes=changes))
 
 
-async def undo_button(update: Update, context: GridContext) -> None:
+async def undo_button(event: Inbound, context: GridContext) -> None:
     """`aft:visit|patrol:<id>:undo` (a saved confirmation): void it at once, as /void would, with the
     reason that it was undone right after saving — for its author, within the undo window."""
-    query = update.callback_query
     member = context.member
-    _aft, kind, ref, _action = (query.data or "").split(":")
+    _aft, kind, ref, _action = event.button.split(":")
     try:
         async with context.db.session() as session:
             record = await corrections.find_record(session, kind, ref)
             if not corrections.undo_open(member, record, clock.now()):
-                await answer_query(query, undo_closed_text(context, kind, ref), alert=True)
+                await context.toast(undo_closed_text(context, kind, ref), alert=True)
                 return
             await corrections.void_record(session, kind, ref, member, context._("Undone by its author right after saving"))
     except RuleError as err:
-        await answer_query(query, _rule(context, err), alert=True)
+        await context.toast(_rule(context, err), alert=True)
         return
-    await answer_query(query, context._("↩️ Undone."))
-    await edit_message(update, context._("↩️ {kind} {ref} was undone: it is voided and left out of every figure; the correction trail keeps it.").format(
+    await context.toast(context._("↩️ Undone."))
+    await context.edit(context._("↩️ {kind} {ref} was undone: it is voided and left out of every figure; the correction trail keeps it.").format(
         kind=_kind(context, kind).capitalize(), ref=esc(record.label)))
 
 
 HANDLERS = [
-    CommandHandler("void", void_command),
-    CommandHandler("correct", correct_command),
-    CallbackQueryHandler(undo_button, pattern=r"^aft:(visit|patrol):\d{1,12}:undo$"),
+    Command("void", void_command),
+    Command("correct", correct_command),
+    OnButton(r"^aft:(visit|patrol):\d{1,12}:undo$", undo_button),
 ]

@@ -1,13 +1,13 @@
-"""Unexpected errors: apologise, keep the draft and step, log with the update id, alert admins sparingly."""
+"""Unexpected errors: apologise, keep the draft and step, log with the event id, alert admins sparingly."""
 
 from __future__ import annotations
 
+import html
 import logging
 import traceback
 from datetime import timedelta
 
-from telegram import Update
-
+from bot.chat import Inbound
 from bot.context import GridContext
 from bot.db import is_transient
 from bot.i18n import gettext_for, resolve_language
@@ -25,45 +25,43 @@ def error_kind(exc: BaseException) -> str:
     return f"{type(exc).__name__}@{where}"
 
 
-async def on_error(update: object, context: GridContext) -> None:
+async def on_error(event: Inbound | None, context: GridContext) -> None:
     exc = context.error
     assert exc is not None
-    update_id = update.update_id if isinstance(update, Update) else None
-    log.error("error while handling update %s: %s", update_id, error_kind(exc), exc_info=exc)
-    if isinstance(update, Update) and update.effective_chat is not None:
-        context.lang = await _language_of(context, update)
-        # Busy/locked, a dropped connection, a deadlock: the update's transaction was rolled back
+    event_id = event.event_id if event is not None else None
+    log.error("error while handling event %s: %s", event_id, error_kind(exc), exc_info=exc)
+    if event is not None:
+        context.lang = await _language_of(context, event)
+        # Busy/locked, a dropped connection, a deadlock: the event's transaction was rolled back
         # whole and the conversation did not move, so the same input again is the right answer.
         if not is_transient(exc):
             text = context._("Sorry, something went wrong on our side. Your form and its answers so far are kept; please try again.")
-        elif update.callback_query is not None:
+        elif event.is_button:
             text = context._("The database is busy right now, so that button did nothing. Your form is kept: press it again in a moment.")
         else:
             text = context._("The database is busy right now. Nothing was lost: please send that again in a moment.")
         try:
-            if update.callback_query is not None:
-                await update.callback_query.answer()
-            await context.bot.send_message(update.effective_chat.id, text)
+            await context.toast()
+            await context.reply(text)
         except Exception:  # noqa: BLE001 - the error handler must never raise itself
-            log.warning("could not send the apology for update %s", update_id, exc_info=True)
-    await _alert_admins(context, exc, update_id)
+            log.warning("could not send the apology for event %s", event_id, exc_info=True)
+    await _alert_admins(context, exc, event_id)
 
 
-async def _language_of(context: GridContext, update: Update) -> str:
-    """Error handlers get a fresh context: find the user's language again (the database may be down)."""
-    user = update.effective_user
-    chosen = None
-    if user is not None:
+async def _language_of(context: GridContext, event: Inbound) -> str:
+    """The member may not be known yet (the gate may be what failed): find the language again."""
+    chosen = context.member.language if context.member else None
+    if context.member is None and event.user_key.isdigit():
         try:
             async with context.db.session() as session:
-                member = await get_member(session, user.id)
+                member = await get_member(session, int(event.user_key))
             chosen = member.language if member else None
-        except Exception:  # noqa: BLE001
-            log.info("language lookup failed; using the Telegram language")
-    return resolve_language(chosen, user.language_code if user else None, context.settings.default_language)
+        except Exception:  # noqa: BLE001 - the database may be down
+            log.info("language lookup failed; using the platform's language")
+    return resolve_language(chosen, event.language, context.settings.default_language)
 
 
-async def _alert_admins(context: GridContext, exc: BaseException, update_id: int | None) -> None:
+async def _alert_admins(context: GridContext, exc: BaseException, event_id: str | None) -> None:
     kind = error_kind(exc)
     last_alerts: dict[str, object] = context.app.__dict__.setdefault("_last_error_alerts", {})
     now = clock.now()
@@ -77,9 +75,12 @@ async def _alert_admins(context: GridContext, exc: BaseException, update_id: int
     except Exception:  # noqa: BLE001 - the database may be what failed
         admins = list(context.settings.admin_telegram_ids)
     _ = gettext_for(context.settings.default_language)
-    text = _("⚠️ gridbot error {kind} (update {update}). Details are in the log.").format(kind=kind, update=update_id)
+    text = _("⚠️ gridbot error {kind} (update {update}). Details are in the log.").format(kind=kind, update=event_id)
+    channel = context.app.channels.get("telegram") if hasattr(context.app, "channels") else None
+    if channel is None:
+        return
     for chat_id in admins:
         try:
-            await context.bot.send_message(chat_id, text, parse_mode=None)
+            await channel.send(str(chat_id), html.escape(text, quote=False))  # the kind may hold <lambda>
         except Exception:  # noqa: BLE001
             log.warning("could not alert an admin chat", exc_info=True)

@@ -46,13 +46,11 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
-from telegram.ext import CallbackQueryHandler, CommandHandler
-
+from bot.chat import Button, Buttons, ChannelError, Inbound
 from bot.context import GridContext
+from bot.engine import Command, OnButton
 from bot.i18n import N_, gettext_for, resolve_language
-from handlers.common import edit_message, esc, reply, requires
+from handlers.common import address_of, esc, requires
 from handlers.flow import (
     END,
     FLOW_BY_NAME,
@@ -61,7 +59,6 @@ from handlers.flow import (
     Flow,
     Step,
     add_photo,
-    answer_query,
     button,
     keyboard,
     notify,
@@ -251,13 +248,13 @@ BUTTONS = {
 }
 
 
-def action_markup(t: Callable[[str], str], issue: IssueView, member: Member) -> InlineKeyboardMarkup | None:
+def action_markup(t: Callable[[str], str], issue: IssueView, member: Member) -> Buttons | None:
     """The buttons `member` may press on `issue` now (from the transition table), and for a
     supervisor of an issue being worked on, ⏳ Extend (more time, for one that waits on others)."""
-    row = [InlineKeyboardButton(t(BUTTONS[a][0]), callback_data=BUTTONS[a][1](issue)) for a in allowed_actions(issue, member) if a in BUTTONS]
+    row = [Button(t(BUTTONS[a][0]), data=BUTTONS[a][1](issue)) for a in allowed_actions(issue, member) if a in BUTTONS]
     if issue.status in (ASSIGNED, IN_PROGRESS) and may_extend(issue, member):
-        row.append(InlineKeyboardButton(t("⏳ Extend"), callback_data=_data("ext", issue)))
-    return InlineKeyboardMarkup([row[i:i + 2] for i in range(0, len(row), 2)]) if row else None
+        row.append(Button(t("⏳ Extend"), data=_data("ext", issue)))
+    return Buttons.of([row[i:i + 2] for i in range(0, len(row), 2)]) if row else None
 
 
 def may_extend(issue: IssueView, member: Member) -> bool:
@@ -268,22 +265,14 @@ def may_extend(issue: IssueView, member: Member) -> bool:
     return True
 
 
-def _extend_markup(t: Callable[[str], str], issue: IssueView) -> InlineKeyboardMarkup:
-    days = [InlineKeyboardButton(t("+{n} d").format(n=n), callback_data=f"issn:extend:{issue.id}:{STATUS_CODE[issue.status]}:{n}") for n in (3, 7, 15, 30)]
-    return InlineKeyboardMarkup([days[:2], days[2:], [InlineKeyboardButton(t("↩️ Back"), callback_data=_data("back", issue))]])
+def _extend_markup(t: Callable[[str], str], issue: IssueView) -> Buttons:
+    days = [Button(t("+{n} d").format(n=n), data=f"issn:extend:{issue.id}:{STATUS_CODE[issue.status]}:{n}") for n in (3, 7, 15, 30)]
+    return Buttons.of([days[:2], days[2:], [Button(t("↩️ Back"), data=_data("back", issue))]])
 
 
-async def _send(context: GridContext, member: Member, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+async def _send(context: GridContext, member: Member, text: str, markup: Buttons | None = None) -> None:
     """Tell another user; a failed notification never undoes what was committed (see flow.notify)."""
-    await notify(context, member.telegram_id, text, markup)
-
-
-async def _answer(update: Update, text: str | None = None, alert: bool = False) -> None:
-    if update.callback_query is not None:
-        await answer_query(update.callback_query, text, alert)
-
-
-
+    await notify(context, address_of(member), text, markup)
 
 
 # -- notifications -------------------------------------------------------------------------------
@@ -300,8 +289,8 @@ async def notify_dispatchers(context: GridContext, issue: IssueView, headline: s
             continue
         t = _t_for(context, m)
         for photo in photos:
-            await send_stored_photo(context, m.telegram_id, photo.file_id, photo.sha256, t("{id}: photo after resolving").format(id=issue.human_id))
-        await send_pin(context, m.telegram_id, issue.latitude, issue.longitude)
+            await send_stored_photo(context, address_of(m), photo.file_id, photo.sha256, t("{id}: photo after resolving").format(id=issue.human_id))
+        await send_pin(context, address_of(m), issue.latitude, issue.longitude)
         text = t(headline).format(id=issue.human_id) + "\n\n" + card(context, t, issue)
         if note:
             text += "\n" + summary_line(t("Note"), esc(note))
@@ -317,7 +306,7 @@ async def notify_change(context: GridContext, result: TransitionResult, actor: M
     told: set[int] = {actor.id}
     if action == "assign" and assignee is not None and assignee.id not in told:
         t = _t_for(context, assignee)
-        await send_pin(context, assignee.telegram_id, issue.latitude, issue.longitude)  # where to go
+        await send_pin(context, address_of(assignee), issue.latitude, issue.longitude)  # where to go
         await _send(context, assignee, t("📥 A new task for you, from {name}:").format(name=esc(actor.display_name or "?")) + "\n\n"
                     + card(context, t, issue), action_markup(t, issue, assignee))
         told.add(assignee.id)
@@ -358,7 +347,7 @@ def _categories(context: GridContext) -> list[str]:
     return list(context.settings.issue_categories)
 
 
-async def ask_category(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_category(event: Inbound, context: GridContext, draft: dict) -> None:
     cats = context.settings.issue_categories
     labels = [button(f"{category_label(context._, c)} · {deadline_text(context._, days, False)}", draft, "cat", i) for i, (c, days) in enumerate(cats.items())]
     rows = [labels[i:i + 2] for i in range(0, len(labels), 2)]
@@ -366,115 +355,116 @@ async def ask_category(update: Update, context: GridContext, draft: dict) -> Non
     source = draft["data"].get("source")
     if source != "chat":
         text += "\n" + context._("The place and photos of the {source} are carried over.").format(source=context._(SOURCE_NAMES.get(source, source)))
-    await reply(update, context, text, reply_markup=keyboard(rows))
+    await context.reply(text, markup=keyboard(rows))
 
 
 SOURCE_NAMES = {"visit": N_("visit"), "patrol": N_("patrol")}
 
 
-async def category_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def category_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     cats = _categories(context)
     if action != "cat" or not arg.isdigit() or int(arg) >= len(cats):
         return STALE
     data = draft["data"]
     data["category"] = cats[int(arg)]
-    await edit_message(update, context._("🗂 Category: {category}").format(category=esc(category_label(context._, data["category"]))))
+    await context.edit(context._("🗂 Category: {category}").format(category=esc(category_label(context._, data["category"]))))
     return GRID if data.get("grid_id") is None else DESCRIPTION
 
 
-async def ask_grid(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_grid(event: Inbound, context: GridContext, draft: dict) -> None:
     async with context.db.session() as session:
         grids = await grids_by_ids(session, draft["data"]["grid_ids"])
-    await reply(update, context, context._("Which grid is the problem in?"),
-                reply_markup=keyboard([[button(f"{g.code} · {g.name}", draft, "grid", g.id)] for g in grids]))
+    await context.reply(context._("Which grid is the problem in?"),
+                markup=keyboard([[button(f"{g.code} · {g.name}", draft, "grid", g.id)] for g in grids]))
 
 
-async def grid_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def grid_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     data = draft["data"]
     if action != "grid" or not arg.isdigit() or int(arg) not in data["grid_ids"]:
         return STALE
     data["grid_id"] = int(arg)
     async with context.db.session() as session:
         (grid,) = await grids_by_ids(session, [int(arg)])
-    await edit_message(update, context._("Grid: {grid}").format(grid=esc(f"{grid.code} · {grid.name}")))
+    await context.edit(context._("Grid: {grid}").format(grid=esc(f"{grid.code} · {grid.name}")))
     return DESCRIPTION
 
 
-async def ask_description(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("📝 <b>Step 2/6 · Description</b>\nDescribe the problem in a few words."))
+async def ask_description(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("📝 <b>Step 2/6 · Description</b>\nDescribe the problem in a few words."))
 
 
-async def description_text(update: Update, context: GridContext, draft: dict) -> str | None:
+async def description_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
     try:
-        draft["data"]["description"] = validate_description(update.message.text)
+        draft["data"]["description"] = validate_description(event.text)
     except RuleError as err:
-        await reply(update, context, issue_rule_message(context, err))
+        await context.reply(issue_rule_message(context, err))
         return STAY
     return URGENCY if draft["data"].get("source") != "chat" and not draft.get("editing") else WHERE
 
 
-async def ask_where(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._(
+async def ask_where(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._(
         "📍 <b>Step 3/6 · Where</b>\nShare the location (📎 → Location) and/or type the address, e.g. <code>幸福路12号门口</code>."))
 
 
-async def where_location(update: Update, context: GridContext, draft: dict) -> str | None:
-    loc, data = update.message.location, draft["data"]
-    data.update(latitude=loc.latitude, longitude=loc.longitude)
+async def where_location(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    assert event.location is not None
+    data = draft["data"]
+    data.update(latitude=event.location[0], longitude=event.location[1])
     if data.get("address"):
         return PHOTOS
-    await reply(update, context, context._("📍 Location received. Type the address too if it helps, or /done."))
+    await context.reply(context._("📍 Location received. Type the address too if it helps, or /done."))
     return STAY
 
 
-async def where_text(update: Update, context: GridContext, draft: dict) -> str | None:
+async def where_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
     data = draft["data"]
     try:
-        data["address"] = validate_address(update.message.text)
+        data["address"] = validate_address(event.text)
     except RuleError as err:
-        await reply(update, context, issue_rule_message(context, err))
+        await context.reply(issue_rule_message(context, err))
         return STAY
     if data.get("latitude") is not None:
         return PHOTOS
-    await reply(update, context, context._("🏷 Address noted. Share the location too (📎 → Location) so nearby reports can be matched, or /done."))
+    await context.reply(context._("🏷 Address noted. Share the location too (📎 → Location) so nearby reports can be matched, or /done."))
     return STAY
 
 
-async def where_done(update: Update, context: GridContext, draft: dict) -> str | None:
+async def where_done(event: Inbound, context: GridContext, draft: dict) -> str | None:
     data = draft["data"]
     if data.get("latitude") is None and not data.get("address"):
-        await reply(update, context, context._("Share a location or type an address first."))
+        await context.reply(context._("Share a location or type an address first."))
         return STAY
     return PHOTOS
 
 
-async def ask_photos(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_photos(event: Inbound, context: GridContext, draft: dict) -> None:
     text = context._("📷 <b>Step 4/6 · Photos</b>\nSend up to {max} photos of the problem (none is fine), then /done.")
-    await reply(update, context, text.format(max=MAX_PHOTOS))
+    await context.reply(text.format(max=MAX_PHOTOS))
 
 
 
 
 
-async def photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
-    await add_photo(update, context, draft["data"].setdefault("photos", []), MAX_PHOTOS)
+async def photo_received(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    await add_photo(event, context, draft["data"].setdefault("photos", []), MAX_PHOTOS)
     return STAY
 
 
-async def photos_done(update: Update, context: GridContext, draft: dict) -> str | None:
+async def photos_done(event: Inbound, context: GridContext, draft: dict) -> str | None:
     return URGENCY
 
 
-async def ask_urgency(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("⏱ <b>Step 5/6 · Urgency</b>\nIs it urgent? Urgent halves the deadline."),
-                reply_markup=keyboard([[button(context._("🔴 Urgent"), draft, "urgent", 1), button(context._("🟢 Normal"), draft, "urgent", 0)]]))
+async def ask_urgency(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("⏱ <b>Step 5/6 · Urgency</b>\nIs it urgent? Urgent halves the deadline."),
+                markup=keyboard([[button(context._("🔴 Urgent"), draft, "urgent", 1), button(context._("🟢 Normal"), draft, "urgent", 0)]]))
 
 
-async def urgency_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def urgency_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     if action != "urgent" or arg not in ("0", "1"):
         return STALE
     draft["data"]["urgent"] = arg == "1"
-    await edit_message(update, context._("⏱ Urgent") if arg == "1" else context._("⏱ Normal"))
+    await context.edit(context._("⏱ Urgent") if arg == "1" else context._("⏱ Normal"))
     return CONFIRM
 
 
@@ -526,39 +516,39 @@ async def _nearby(context: GridContext, draft: dict) -> list[tuple[IssueView, fl
     return found[:3]
 
 
-async def ask_confirm(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_confirm(event: Inbound, context: GridContext, draft: dict) -> None:
     draft["rev"] += 1  # buttons of an older summary of this draft stop working
     nearby = await _nearby(context, draft)
     draft["data"]["nearby"] = [i.id for i, _m in nearby]
-    await reply(update, context, summary_text(context, draft, nearby), reply_markup=_confirm_markup(context, draft, nearby))
+    await context.reply(summary_text(context, draft, nearby), markup=_confirm_markup(context, draft, nearby))
 
 
-async def confirm_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def confirm_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     data = draft["data"]
     if action in ("submit", "spot", "edit", "cancel", "back") and arg != str(draft["rev"]):
         context.notice = context._("This summary is out of date; use the latest one below.")
         return STAY
     if action == "submit":
-        return await _submit(update, context, draft)
+        return await _submit(event, context, draft)
     if action == "attach" and arg.isdigit() and int(arg) in data.get("nearby", []):
-        return await _attach(update, context, draft, int(arg))
+        return await _attach(event, context, draft, int(arg))
     if action == "spot":
-        await edit_message(update, None, None)
+        await context.edit(None, None)
         return SPOT_NOTE
     if action == "cancel":
-        await edit_message(update, None, None)
-        await reply(update, context, context._("❌ Cancelled; nothing was reported."))
+        await context.edit(None, None)
+        await context.reply(context._("❌ Cancelled; nothing was reported."))
         return END
     if action == "edit":
         rows = [[button(context._(label), draft, "field", step)] for step, label in EDITABLE]
         rows.append([button(context._("↩️ Back"), draft, "back", draft["rev"])])
-        await edit_message(update, None, keyboard(rows))
+        await context.edit(None, keyboard(rows))
         return STAY
     if action == "back":
-        await edit_message(update, None, _confirm_markup(context, draft, await _nearby(context, draft)))
+        await context.edit(None, _confirm_markup(context, draft, await _nearby(context, draft)))
         return STAY
     if action == "field" and arg in dict(EDITABLE):
-        await edit_message(update, None, None)
+        await context.edit(None, None)
         draft["editing"] = True
         if arg == PHOTOS:
             data["photos"] = []  # editing photos means sending the set again
@@ -568,40 +558,40 @@ async def confirm_button(update: Update, context: GridContext, draft: dict, acti
     return STALE
 
 
-async def ask_spot_note(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("🛠 <b>Resolved on the spot</b>\nWhat did you do? Send a short note."))
+async def ask_spot_note(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("🛠 <b>Resolved on the spot</b>\nWhat did you do? Send a short note."))
 
 
-async def spot_note_text(update: Update, context: GridContext, draft: dict) -> str | None:
+async def spot_note_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
     try:
-        note = validate_note(update.message.text)
+        note = validate_note(event.text)
     except RuleError as err:
-        await reply(update, context, issue_rule_message(context, err))
+        await context.reply(issue_rule_message(context, err))
         return STAY
     if not note:
-        await reply(update, context, context._("Please write what you did."))
+        await context.reply(context._("Please write what you did."))
         return STAY
     draft["data"]["resolution_note"] = note
     return SPOT_PHOTO
 
 
-async def ask_spot_photo(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("📷 Send a photo of the fixed problem (an after-photo), then /done."))
+async def ask_spot_photo(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("📷 Send a photo of the fixed problem (an after-photo), then /done."))
 
 
-async def spot_photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
-    await add_photo(update, context, draft["data"].setdefault("after_photos", []), MAX_PHOTOS)
+async def spot_photo_received(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    await add_photo(event, context, draft["data"].setdefault("after_photos", []), MAX_PHOTOS)
     return STAY
 
 
-async def spot_photos_done(update: Update, context: GridContext, draft: dict) -> str | None:
+async def spot_photos_done(event: Inbound, context: GridContext, draft: dict) -> str | None:
     if not draft["data"].get("after_photos"):
-        await reply(update, context, context._("Send at least one photo of the fixed problem, then /done."))
+        await context.reply(context._("Send at least one photo of the fixed problem, then /done."))
         return STAY
-    return await _submit(update, context, draft)
+    return await _submit(event, context, draft)
 
 
-async def _submit(update: Update, context: GridContext, draft: dict) -> str | None:
+async def _submit(event: Inbound, context: GridContext, draft: dict) -> str | None:
     d, member = draft["data"], context.member
     assert member is not None
     issue_draft = IssueDraft(
@@ -615,10 +605,10 @@ async def _submit(update: Update, context: GridContext, draft: dict) -> str | No
             result = await create_issue(session, issue_draft, member, context.settings.issue_categories, context.settings.tz)
     except RuleError as err:
         text = issue_rule_message(context, err)
-        if update.callback_query is not None:
+        if event.is_button:
             context.notice = text
         else:
-            await reply(update, context, text)
+            await context.reply(text)
         return STAY
     # The issue is committed; whatever happens to the messages below, it stays reported once.
     issue = result.issue
@@ -626,13 +616,13 @@ async def _submit(update: Update, context: GridContext, draft: dict) -> str | No
         text = context._("✅ Recorded as issue {id}, resolved on the spot. A supervisor may verify it. /issue {id} shows it.")
     else:
         text = context._("✅ Reported as issue {id}. Deadline: {due}. The grid's supervisors have been told; /issue {id} shows it.")
-    await tell_outcome(update, context, draft, [(text.format(id=issue.human_id, due=_when(context, issue.due_at)), None)], drop_buttons=True)
+    await tell_outcome(event, context, draft, [(text.format(id=issue.human_id, due=_when(context, issue.due_at)), None)], drop_buttons=True)
     if result.created and result.action == "submit":
         await notify_dispatchers(context, issue, N_("🆕 New issue {id} to dispatch:"), member)
     return END
 
 
-async def _attach(update: Update, context: GridContext, draft: dict, issue_id: int) -> str | None:
+async def _attach(event: Inbound, context: GridContext, draft: dict, issue_id: int) -> str | None:
     d, member = draft["data"], context.member
     assert member is not None
     try:
@@ -641,7 +631,7 @@ async def _attach(update: Update, context: GridContext, draft: dict, issue_id: i
     except RuleError as err:
         context.notice = issue_rule_message(context, err)
         return STAY
-    await tell_outcome(update, context, draft, [(
+    await tell_outcome(event, context, draft, [(
         context._("📎 Your report was added to issue {id}; no new issue was opened. /issue {id} shows it.").format(id=issue.human_id), None)],
         drop_buttons=True)
     if created:
@@ -663,7 +653,7 @@ def _prefills(context: GridContext) -> dict:
 
 
 def report_button(context: GridContext, text: str, *, location: tuple[float, float] | None, photos: list[dict], grid_id: int,
-                  source: str, source_id: int | None = None, address: str | None = None) -> InlineKeyboardButton:
+                  source: str, source_id: int | None = None, address: str | None = None) -> Button:
     """A button that opens /report pre-filled with a place and photos (for the patrol flow and others).
 
     `photos` are dicts {"file_id", "file_unique_id", "sha256"} as the flows keep them. The pre-fill
@@ -675,76 +665,75 @@ def report_button(context: GridContext, text: str, *, location: tuple[float, flo
     token = secrets.token_hex(4)
     prefills[token] = {"latitude": location[0] if location else None, "longitude": location[1] if location else None,
                        "photos": list(photos)[:MAX_PHOTOS], "grid_id": grid_id, "source": source, "source_id": source_id, "address": address}
-    return InlineKeyboardButton(text, callback_data=f"issue:new:{token}")
+    return Button(text, data=f"issue:new:{token}")
 
 
-async def start_report_from(update: Update, context: GridContext, *, location: tuple[float, float] | None, photos: list[dict], grid_id: int,
+async def start_report_from(event: Inbound, context: GridContext, *, location: tuple[float, float] | None, photos: list[dict], grid_id: int,
                             source: str, source_id: int | None = None, address: str | None = None) -> None:
     """Offer to turn a hazard found on a visit or patrol into an issue report: one button, place and photos carried over."""
     label = context._("📝 Report an issue from this {source}").format(source=context._(SOURCE_NAMES.get(source, source)))
-    markup = InlineKeyboardMarkup([[report_button(context, label, location=location, photos=photos, grid_id=grid_id, source=source,
+    markup = Buttons.of([[report_button(context, label, location=location, photos=photos, grid_id=grid_id, source=source,
                                                   source_id=source_id, address=address)]])
-    await reply(update, context, context._("Did you find a problem that someone must fix? Report it as an issue:"), reply_markup=markup)
+    await context.reply(context._("Did you find a problem that someone must fix? Report it as an issue:"), markup=markup)
 
 
-def visit_report_markup(context: GridContext, visit_id: int, situations: list[str]) -> InlineKeyboardMarkup | None:
+def visit_report_markup(context: GridContext, visit_id: int, situations: list[str]) -> Buttons | None:
     """For a saved visit that found a hazard or a dispute: the button that reports it as an issue."""
     member = context.member
     if member is None or member.role != Role.WORKER or not VISIT_HAZARDS.intersection(situations):
         return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(context._("📝 Report an issue from this visit"), callback_data=f"issue:visit:{visit_id}")]])
+    return Buttons.of([[Button(context._("📝 Report an issue from this visit"), data=f"issue:visit:{visit_id}")]])
 
 
-async def begin_report(update: Update, context: GridContext) -> dict | None:
+async def begin_report(event: Inbound, context: GridContext) -> dict | None:
     member = context.member
     assert member is not None
     if member.role != Role.WORKER:
         text = context._("Issues are reported by grid workers; supervisors dispatch and verify them (see /tasks).")
-        if update.callback_query is not None:
-            await _answer(update, text, alert=True)
+        if event.is_button:
+            await context.toast(text, alert=True)
         else:
-            await reply(update, context, text)
+            await context.reply(text)
         return None
     if not member.grid_ids:
-        await _answer(update)
-        await reply(update, context, context._("You have no grid yet, so there is nowhere to report. Ask an administrator to assign you a grid."))
+        await context.toast()
+        await context.reply(context._("You have no grid yet, so there is nowhere to report. Ask an administrator to assign you a grid."))
         return None
     data: dict = {"grid_ids": list(member.grid_ids), "grid_id": member.grid_ids[0] if len(member.grid_ids) == 1 else None,
                   "category": None, "description": None, "address": None, "latitude": None, "longitude": None,
                   "photos": [], "after_photos": [], "urgent": False, "source": "chat", "source_id": None}
-    query = update.callback_query
-    if query is None:
+    if not event.is_button:
         return data
-    kind, _sep, ref = (query.data or "").removeprefix("issue:").partition(":")
+    kind, _sep, ref = event.button.removeprefix("issue:").partition(":")
     if kind == "visit" and ref.isdigit():
         try:
             async with context.db.session() as session:
                 pre = await visit_prefill(session, int(ref), member)
         except RuleError as err:
-            await _answer(update, issue_rule_message(context, err), alert=True)
+            await context.toast(issue_rule_message(context, err), alert=True)
             return None
         prefill = {"grid_id": pre.grid_id, "address": pre.address, "latitude": pre.latitude, "longitude": pre.longitude,
                    "photos": pre.photos, "source": pre.source, "source_id": pre.source_id}
     else:
         prefill = _prefills(context).pop(ref, None)
         if prefill is None or prefill["grid_id"] not in member.grid_ids:
-            await _answer(update, context._("This button has expired; send /report to report the issue."), alert=True)
+            await context.toast(context._("This button has expired; send /report to report the issue."), alert=True)
             return None
-    await _answer(update)
+    await context.toast()
     data.update(prefill)
     return data
 
 
-async def _enter_by_button(flow: Flow, update: Update, context: GridContext) -> object:
+async def _enter_by_button(flow: Flow, event: Inbound, context: GridContext) -> object:
     """A flow entered from a button: answer the button when the flow only offers the open form back."""
     open_draft = context.draft
     if open_draft is not None and open_draft.get("flow") in FLOW_BY_NAME and not FLOW_BY_NAME[open_draft["flow"]].expired(context, open_draft):
-        await _answer(update)
-    return await flow.start(update, context)
+        await context.toast()
+    return await flow.start(event, context)
 
 
-async def _report_by_button(update: Update, context: GridContext) -> object:
-    return await _enter_by_button(REPORT_FLOW, update, context)
+async def _report_by_button(event: Inbound, context: GridContext) -> object:
+    return await _enter_by_button(REPORT_FLOW, event, context)
 
 
 REPORT_FLOW = register_flow(Flow(
@@ -753,7 +742,7 @@ REPORT_FLOW = register_flow(Flow(
     command="report",
     confirm=CONFIRM,
     begin=begin_report,
-    entry=[CallbackQueryHandler(_report_by_button, pattern=r"^issue:(visit:\d+|new:[0-9a-f]{8})$")],
+    entry=[OnButton(r"^issue:(visit:\d+|new:[0-9a-f]{8})$", _report_by_button)],
     steps=[
         Step(CATEGORY, ask_category, N_("a category, chosen with the buttons"), on_button=category_button),
         Step(GRID, ask_grid, N_("a grid, chosen with the buttons"), on_button=grid_button, main=False),
@@ -781,16 +770,15 @@ def _parse(data: str) -> tuple[str, int, str | None, str]:
     return parts[1], int(parts[2]), CODE_STATUS.get(parts[3]), parts[4] if len(parts) > 4 else ""
 
 
-async def begin_note(update: Update, context: GridContext) -> dict | None:
+async def begin_note(event: Inbound, context: GridContext) -> dict | None:
     member = context.member
     assert member is not None
-    query = update.callback_query
-    if query is None:
-        await reply(update, context, context._("Reasons and notes are written from the buttons on an issue; /tasks lists yours."))
+    if not event.is_button:
+        await context.reply(context._("Reasons and notes are written from the buttons on an issue; /tasks lists yours."))
         return None
-    action, issue_id, expected, _arg = _parse(query.data or "")
+    action, issue_id, expected, _arg = _parse(event.button)
     if action not in NOTE_PROMPTS or expected is None:
-        await _answer(update, context._("This button has expired."))
+        await context.toast(context._("This button has expired."))
         return None
     async with context.db.session() as session:
         issue = await get_issue(session, issue_id)
@@ -803,48 +791,48 @@ async def begin_note(update: Update, context: GridContext) -> dict | None:
         else:
             check(issue, action, member, expected, note="-")
     except RuleError as err:
-        await _answer(update, issue_rule_message(context, err), alert=True)
+        await context.toast(issue_rule_message(context, err), alert=True)
         if issue is not None and err.code == "stale_status":
-            await _refresh(update, context, issue, member)
+            await _refresh(event, context, issue, member)
         return None
-    await _answer(update)
+    await context.toast()
     return {"issue_id": issue_id, "human_id": issue.human_id, "action": action, "expected": expected, "note": None, "photos": [], "days": days}
 
 
-async def ask_note(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_note(event: Inbound, context: GridContext, draft: dict) -> None:
     d = draft["data"]
-    await reply(update, context, context._(NOTE_PROMPTS[d["action"]]).format(id=d["human_id"]))
+    await context.reply(context._(NOTE_PROMPTS[d["action"]]).format(id=d["human_id"]))
 
 
-async def note_text(update: Update, context: GridContext, draft: dict) -> str | None:
+async def note_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
     try:
-        note = validate_note(update.message.text)
+        note = validate_note(event.text)
     except RuleError as err:
-        await reply(update, context, issue_rule_message(context, err))
+        await context.reply(issue_rule_message(context, err))
         return STAY
     if not note:
-        await reply(update, context, context._("A reason is required; nothing was changed."))
+        await context.reply(context._("A reason is required; nothing was changed."))
         return STAY
     draft["data"]["note"] = note
     if draft["data"]["action"] == "resolve":
         return AFTER_PHOTO
-    return await _apply_note(update, context, draft)
+    return await _apply_note(event, context, draft)
 
 
-async def ask_after_photo(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("📷 Send an after-photo if you have one, then /done; or /skip."))
+async def ask_after_photo(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("📷 Send an after-photo if you have one, then /done; or /skip."))
 
 
-async def after_photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
-    await add_photo(update, context, draft["data"].setdefault("photos", []), MAX_PHOTOS)
+async def after_photo_received(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    await add_photo(event, context, draft["data"].setdefault("photos", []), MAX_PHOTOS)
     return STAY
 
 
-async def after_photo_done(update: Update, context: GridContext, draft: dict) -> str | None:
-    return await _apply_note(update, context, draft)
+async def after_photo_done(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    return await _apply_note(event, context, draft)
 
 
-async def _apply_note(update: Update, context: GridContext, draft: dict) -> str:
+async def _apply_note(event: Inbound, context: GridContext, draft: dict) -> str:
     d, member = draft["data"], context.member
     assert member is not None
     try:
@@ -854,17 +842,17 @@ async def _apply_note(update: Update, context: GridContext, draft: dict) -> str:
             else:
                 result = await transition(session, d["issue_id"], d["action"], member, d["expected"], d["note"], photos=d.get("photos"))
     except RuleError as err:
-        await reply(update, context, issue_rule_message(context, err))
+        await context.reply(issue_rule_message(context, err))
         return END
     # A reopened issue nobody could take back: the supervisor who reopened it dispatches it from here.
     markup = action_markup(context._, result.issue, member) if result.action == "reopen" and result.issue.assignee_id is None else None
-    await tell_outcome(update, context, draft, [(_done_text(context, result), markup)])
+    await tell_outcome(event, context, draft, [(_done_text(context, result), markup)])
     await notify_change(context, result, member, d["note"])
     return END
 
 
-async def _note_by_button(update: Update, context: GridContext) -> object:
-    return await _enter_by_button(NOTE_FLOW, update, context)
+async def _note_by_button(event: Inbound, context: GridContext) -> object:
+    return await _enter_by_button(NOTE_FLOW, event, context)
 
 
 NOTE_FLOW = register_flow(Flow(
@@ -873,7 +861,7 @@ NOTE_FLOW = register_flow(Flow(
     command="note",
     confirm=NOTE,
     begin=begin_note,
-    entry=[CallbackQueryHandler(_note_by_button, pattern=r"^issn:")],
+    entry=[OnButton(r"^issn:", _note_by_button)],
     steps=[
         Step(NOTE, ask_note, N_("the reason or note as text"), on_text=note_text),
         Step(AFTER_PHOTO, ask_after_photo, N_("an after-photo then /done, or /skip"), on_photo=after_photo_received, on_done=after_photo_done,
@@ -891,80 +879,80 @@ def _done_text(context: GridContext, result: TransitionResult) -> str:
     return context._(message).format(id=issue.human_id, name=esc(issue.assignee_name or "?"), due=_when(context, issue.due_at))
 
 
-async def _refresh(update: Update, context: GridContext, issue: IssueView, member: Member) -> None:
+async def _refresh(event: Inbound, context: GridContext, issue: IssueView, member: Member) -> None:
     """Redraw the message a button sat on with the issue as it is now and the buttons that fit now."""
     try:
-        await edit_message(update, card(context, context._, issue), action_markup(context._, issue, member))
-    except TelegramError:
+        await context.edit(card(context, context._, issue), action_markup(context._, issue, member))
+    except ChannelError:
         log.info("could not redraw the issue message", exc_info=True)
 
 
-async def _pick_markup(context: GridContext, issue: IssueView, member: Member) -> InlineKeyboardMarkup:
+async def _pick_markup(context: GridContext, issue: IssueView, member: Member) -> Buttons:
     async with context.db.session() as session:
         workers = await grid_workers(session, issue.grid_id)
         load = await open_task_counts(session, [w.id for w in workers])
-    rows = [[InlineKeyboardButton(context._("👷 {name} · {n} open").format(name=w.display_name or w.telegram_id, n=load.get(w.id, 0)),
-                                  callback_data=_data("asg", issue, w.id))] for w in workers if w.id != member.id]
-    rows.append([InlineKeyboardButton(context._("🙋 Me"), callback_data=_data("asg", issue, member.id))])
-    rows.append([InlineKeyboardButton(context._("↩️ Back"), callback_data=_data("back", issue))])
-    return InlineKeyboardMarkup(rows)
+    rows = [[Button(context._("👷 {name} · {n} open").format(name=w.display_name or w.telegram_id, n=load.get(w.id, 0)),
+                                  data=_data("asg", issue, w.id))] for w in workers if w.id != member.id]
+    rows.append([Button(context._("🙋 Me"), data=_data("asg", issue, member.id))])
+    rows.append([Button(context._("↩️ Back"), data=_data("back", issue))])
+    return Buttons.of(rows)
 
 
-async def issue_button(update: Update, context: GridContext) -> None:
+async def issue_button(event: Inbound, context: GridContext) -> None:
     member = context.member
     assert member is not None
-    action, issue_id, expected, arg = _parse(update.callback_query.data or "")
+    action, issue_id, expected, arg = _parse(event.button)
     async with context.db.session() as session:
         issue = await get_issue(session, issue_id)
     if issue is None or expected is None:
-        await _answer(update, context._("That issue does not exist."), alert=True)
+        await context.toast(context._("That issue does not exist."), alert=True)
         return
     if not may_view(issue, member):  # forged data: another grid's issue is neither shown nor touched
-        await _answer(update, issue_rule_message(context, RuleError("wrong_grid")), alert=True)
+        await context.toast(issue_rule_message(context, RuleError("wrong_grid")), alert=True)
         return
     if action == "back":
-        await _answer(update)
-        await _refresh(update, context, issue, member)
+        await context.toast()
+        await _refresh(event, context, issue, member)
         return
     if action == "pick":
         try:
             check(issue, "assign", member, expected)
         except RuleError as err:
-            await _answer(update, issue_rule_message(context, err), alert=True)
+            await context.toast(issue_rule_message(context, err), alert=True)
             if err.code == "stale_status":
-                await _refresh(update, context, issue, member)
+                await _refresh(event, context, issue, member)
             return
-        await _answer(update)
-        await edit_message(update, card(context, context._, issue) + "\n\n" + context._("Assign to whom?"), await _pick_markup(context, issue, member))
+        await context.toast()
+        await context.edit(card(context, context._, issue) + "\n\n" + context._("Assign to whom?"), await _pick_markup(context, issue, member))
         return
     if action == "ext":
         try:
             check_extend(issue, member, expected, EXTEND_DAYS[0], "-")
         except RuleError as err:
-            await _answer(update, issue_rule_message(context, err), alert=True)
+            await context.toast(issue_rule_message(context, err), alert=True)
             return
-        await _answer(update)
-        await edit_message(update, card(context, context._, issue) + "\n\n" + context._("⏳ How many more days? (The reason comes next.)"),
+        await context.toast()
+        await context.edit(card(context, context._, issue) + "\n\n" + context._("⏳ How many more days? (The reason comes next.)"),
                            _extend_markup(context._, issue))
         return
     kinds = {"asg": "assign", "start": "start", "verify": "verify"}
     if action not in kinds or (action == "asg" and not arg.isdigit()):
-        await _answer(update, context._("This button has expired."))
+        await context.toast(context._("This button has expired."))
         return
     try:
         async with context.db.session() as session:
             result = await transition(session, issue_id, kinds[action], member, expected, assignee_id=int(arg) if arg else None)
     except RuleError as err:
-        await _answer(update, issue_rule_message(context, err), alert=True)
+        await context.toast(issue_rule_message(context, err), alert=True)
         if err.code == "stale_status":
             async with context.db.session() as session:
                 now = await get_issue(session, issue_id)
             if now is not None:
-                await _refresh(update, context, now, member)
+                await _refresh(event, context, now, member)
         return
     # Committed: the messages below cannot undo it.
-    await _answer(update, _done_text(context, result))
-    await _refresh(update, context, result.issue, member)
+    await context.toast(_done_text(context, result))
+    await _refresh(event, context, result.issue, member)
     await notify_change(context, result, member, None)
 
 
@@ -972,22 +960,22 @@ async def issue_button(update: Update, context: GridContext) -> None:
 
 
 @requires(*ALL)
-async def tasks_command(update: Update, context: GridContext) -> None:
+async def tasks_command(event: Inbound, context: GridContext) -> None:
     """What waits for the caller, in one message: a single task as its card with its buttons; several
     as a paged list, each with a button that opens its card."""
     member = context.member
     assert member is not None
     mine, queue = await _task_lists(context, member)
     if not mine and not queue:
-        await reply(update, context, context._(NO_TASKS))
+        await context.reply(context._(NO_TASKS))
         return
     if len(mine) + len(queue) == 1:
         (issue,) = mine or queue
-        await reply(update, context, _tasks_header(context, mine, queue) + "\n\n" + card(context, context._, issue),
-                    reply_markup=action_markup(context._, issue, member))
+        await context.reply(_tasks_header(context, mine, queue) + "\n\n" + card(context, context._, issue),
+                    markup=action_markup(context._, issue, member))
         return
     text, markup = _tasks_page(context, mine, queue, 0)
-    await reply(update, context, text, reply_markup=markup)
+    await context.reply(text, markup=markup)
 
 
 TASKS_PAGE, TASKS_MAX = 6, 200
@@ -1010,51 +998,50 @@ def _tasks_header(context: GridContext, mine: list[IssueView], queue: list[Issue
     return "\n".join(lines)
 
 
-def _tasks_page(context: GridContext, mine: list[IssueView], queue: list[IssueView], page: int) -> tuple[str, InlineKeyboardMarkup]:
+def _tasks_page(context: GridContext, mine: list[IssueView], queue: list[IssueView], page: int) -> tuple[str, Buttons]:
     items = [(True, i) for i in mine] + [(False, i) for i in queue]
     pages = max(1, math.ceil(len(items) / TASKS_PAGE))
     page = min(max(page, 0), pages - 1)
     now, lines = clock.now(), [_tasks_header(context, mine, queue), ""]
-    rows: list[list[InlineKeyboardButton]] = []
+    rows: list[list[Button]] = []
     for n, (assigned, issue) in enumerate(items[page * TASKS_PAGE:(page + 1) * TASKS_PAGE], start=page * TASKS_PAGE + 1):
         where = context._("to do") if assigned else (context._("to verify") if issue.status == "resolved" else context._("to dispatch"))
         late = " " + context._("⏰ overdue") if issue.overdue(now) else ""
         lines.append(f"{n}. <b>{issue.human_id}</b> · {esc(category_label(context._, issue.category))} · {where} · "
                      + context._("due {when}").format(when=_when(context, issue.due_at)) + late)
-        rows.append([InlineKeyboardButton(f"🔎 {n}. {issue.human_id}", callback_data=f"rem:open:{issue.id}")])
+        rows.append([Button(f"🔎 {n}. {issue.human_id}", data=f"rem:open:{issue.id}")])
     rows = [sum(rows[k:k + 2], []) for k in range(0, len(rows), 2)]
     if pages > 1:
         lines += ["", context._("Page {page}/{pages}").format(page=page + 1, pages=pages)]
         nav = []
         if page > 0:
-            nav.append(InlineKeyboardButton(context._("◀️ Back"), callback_data=f"tasks:page:{page - 1}"))
+            nav.append(Button(context._("◀️ Back"), data=f"tasks:page:{page - 1}"))
         if page < pages - 1:
-            nav.append(InlineKeyboardButton(context._("More ▶️"), callback_data=f"tasks:page:{page + 1}"))
+            nav.append(Button(context._("More ▶️"), data=f"tasks:page:{page + 1}"))
         rows.append(nav)
-    return "\n".join(lines), InlineKeyboardMarkup(rows)
+    return "\n".join(lines), Buttons.of(rows)
 
 
-async def tasks_page_button(update: Update, context: GridContext) -> None:
+async def tasks_page_button(event: Inbound, context: GridContext) -> None:
     """`tasks:page:<n>`: the list as it is now, at that page (the message is redrawn)."""
     member = context.member
-    query = update.callback_query
-    assert member is not None and query is not None
-    page = int((query.data or "").rsplit(":", 1)[1])
+    assert member is not None
+    page = int(event.button.rsplit(":", 1)[1])
     mine, queue = await _task_lists(context, member)
-    await answer_query(query)
+    await context.toast()
     if not mine and not queue:
-        await edit_message(update, context._(NO_TASKS))
+        await context.edit(context._(NO_TASKS))
         return
     text, markup = _tasks_page(context, mine, queue, page)
-    await edit_message(update, text, markup)
+    await context.edit(text, markup)
 
 
 @requires(*ALL)
-async def issue_command(update: Update, context: GridContext) -> None:
+async def issue_command(event: Inbound, context: GridContext) -> None:
     member = context.member
     assert member is not None
     if not context.args:
-        await reply(update, context, context._("Which issue? Send /issue followed by its number, e.g. /issue 2605-0042."))
+        await context.reply(context._("Which issue? Send /issue followed by its number, e.g. /issue 2605-0042."))
         return
     ref = clean_text(context.args[0])[:20]  # no control characters: a NUL breaks the PostgreSQL lookup
     async with context.db.session() as session:
@@ -1063,7 +1050,7 @@ async def issue_command(update: Update, context: GridContext) -> None:
             history = await issue_history(session, issue.id)
             photos = await issue_photos(session, issue.id)
     if issue is None or not may_view(issue, member):
-        await reply(update, context, context._("No issue {ref} in your grids.").format(ref=esc(ref)))
+        await context.reply(context._("No issue {ref} in your grids.").format(ref=esc(ref)))
         return
     lines = [card(context, context._, issue), "", context._("🕘 <b>History</b>")]
     if issue.voided_at is not None:
@@ -1078,17 +1065,17 @@ async def issue_command(update: Update, context: GridContext) -> None:
         lines.append(line)
         if e.note:
             lines.append(f"    “{esc(e.note)}”")
-    await reply(update, context, "\n".join(lines)[:4000], reply_markup=action_markup(context._, issue, member))
-    await send_pin(context, update.effective_chat.id, issue.latitude, issue.longitude)
+    await context.reply("\n".join(lines)[:4000], markup=action_markup(context._, issue, member))
+    await send_pin(context, context.address, issue.latitude, issue.longitude)
     for photo in photos[:MAX_PHOTOS]:
         caption = context._("{id}: photo after resolving").format(id=issue.human_id) if photo.kind == "after" else issue.human_id
-        await send_stored_photo(context, update.effective_chat.id, photo.file_id, photo.sha256, caption)
+        await send_stored_photo(context, context.address, photo.file_id, photo.sha256, caption)
 
 
 FLOWS = [REPORT_FLOW, NOTE_FLOW]
 HANDLERS = [
-    CommandHandler("tasks", tasks_command),
-    CallbackQueryHandler(tasks_page_button, pattern=r"^tasks:page:\d{1,4}$"),
-    CommandHandler("issue", issue_command),
-    CallbackQueryHandler(issue_button, pattern=r"^iss:"),
+    Command("tasks", tasks_command),
+    OnButton(r"^tasks:page:\d{1,4}$", tasks_page_button),
+    Command("issue", issue_command),
+    OnButton(r"^iss:", issue_button),
 ]

@@ -7,12 +7,9 @@ The buttons themselves (handlers.start.menu_markup) come with /menu, /help, the 
 
 from __future__ import annotations
 
-from telegram import Update
-from telegram.ext import CallbackQueryHandler, CommandHandler
-
+from bot.chat import Inbound
 from bot.context import GridContext
-from handlers.common import reply
-from handlers.flow import answer_query
+from bot.engine import Command, OnButton
 from handlers.issues import tasks_command
 from handlers.start import may_use, menu_markup
 from handlers.visits import my_command
@@ -20,22 +17,21 @@ from handlers.visits import my_command
 LISTS = {"tasks": tasks_command, "my": my_command}
 
 
-async def menu_command(update: Update, context: GridContext) -> None:
-    await reply(update, context, context._("What would you like to do?"), reply_markup=menu_markup(context))
+async def menu_command(event: Inbound, context: GridContext) -> None:
+    await context.reply(context._("What would you like to do?"), markup=menu_markup(context))
 
 
-async def menu_button(update: Update, context: GridContext) -> None:
+async def menu_button(event: Inbound, context: GridContext) -> None:
     """`menu:tasks`, `menu:my`: the list, as its command gives it."""
-    query = update.callback_query
-    command = (query.data or "").removeprefix("menu:")
+    command = event.button.removeprefix("menu:")
     if command not in LISTS or not may_use(context, command):
-        await answer_query(query, context._("This button is not for your role."))
+        await context.toast(context._("This button is not for your role."))
         return
-    await answer_query(query)
-    await LISTS[command](update, context)
+    await context.toast()
+    await LISTS[command](event, context)
 
 
 HANDLERS = [
-    CommandHandler("menu", menu_command),
-    CallbackQueryHandler(menu_button, pattern=r"^menu:(tasks|my)$"),
+    Command("menu", menu_command),
+    OnButton(r"^menu:(tasks|my)$", menu_button),
 ]

@@ -52,12 +52,11 @@ import logging
 import math
 from datetime import datetime, timedelta
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler
-
+from bot.chat import Button, Buttons, Inbound
 from bot.context import GridContext
+from bot.engine import Command, OnButton
 from bot.i18n import N_, gettext_for, resolve_language
-from handlers.common import edit_message, esc, local_time, reply, requires
+from handlers.common import address_of, esc, local_time, requires
 from handlers.flow import (
     END,
     STALE,
@@ -156,29 +155,29 @@ NEXT = {
 }
 
 
-async def ask_shop_name(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("🏪 The shop's name as on its sign, e.g. <code>老王面馆</code>."))
+async def ask_shop_name(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("🏪 The shop's name as on its sign, e.g. <code>老王面馆</code>."))
 
 
-async def shop_name_text(update: Update, context: GridContext, draft: dict) -> str | None:
+async def shop_name_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
     try:
-        name = validate_shop_name(update.message.text)
+        name = validate_shop_name(event.text)
     except RuleError as err:
-        await reply(update, context, rule_message(context, err, RULE_MESSAGES))
+        await context.reply(rule_message(context, err, RULE_MESSAGES))
         return STAY
     draft["data"].setdefault("new_shop", {})["name"] = name
     return NEXT[draft["flow"]]["name"]
 
 
-async def ask_shop_address(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("📍 The shop's address, e.g. <code>幸福路12号</code>."))
+async def ask_shop_address(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("📍 The shop's address, e.g. <code>幸福路12号</code>."))
 
 
-async def shop_address_text(update: Update, context: GridContext, draft: dict) -> str | None:
+async def shop_address_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
     try:
-        address = validate_shop_address(update.message.text)
+        address = validate_shop_address(event.text)
     except RuleError as err:
-        await reply(update, context, rule_message(context, err, RULE_MESSAGES))
+        await context.reply(rule_message(context, err, RULE_MESSAGES))
         return STAY
     data = draft["data"]
     data["new_shop"]["address"] = address
@@ -190,38 +189,38 @@ async def shop_address_text(update: Update, context: GridContext, draft: dict) -
     return NEXT[draft["flow"]]["grid"]
 
 
-async def ask_shop_grid(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_shop_grid(event: Inbound, context: GridContext, draft: dict) -> None:
     async with context.db.session() as session:
         grids = await grids_by_ids(session, draft["data"]["grid_ids"])
-    await reply(update, context, context._("Which grid is this shop in?"),
-                reply_markup=keyboard([[button(f"{g.code} · {g.name}", draft, "grid", g.id)] for g in grids]))
+    await context.reply(context._("Which grid is this shop in?"),
+                markup=keyboard([[button(f"{g.code} · {g.name}", draft, "grid", g.id)] for g in grids]))
 
 
-async def shop_grid_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def shop_grid_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     data = draft["data"]
     if action != "grid" or not arg.isdigit() or int(arg) not in data["grid_ids"]:
         return STALE
     async with context.db.session() as session:
         (grid,) = await grids_by_ids(session, [int(arg)])
     data["new_shop"].update(grid_id=grid.id, grid_code=grid.code)
-    await edit_message(update, context._("Grid: {grid}").format(grid=esc(f"{grid.code} · {grid.name}")))
+    await context.edit(context._("Grid: {grid}").format(grid=esc(f"{grid.code} · {grid.name}")))
     if draft["flow"] == "shop_add" and data["new_shop"].get("category"):
         return NEXT[draft["flow"]]["after"]
     return NEXT[draft["flow"]]["category"]
 
 
-async def ask_shop_category(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_shop_category(event: Inbound, context: GridContext, draft: dict) -> None:
     rows = [[button(context._(CATEGORY_LABELS[c]), draft, "cat", i)] for i, c in enumerate(SHOP_CATEGORIES)]
-    await reply(update, context, context._("What kind of shop is it?"), reply_markup=keyboard(rows))
+    await context.reply(context._("What kind of shop is it?"), markup=keyboard(rows))
 
 
-async def shop_category_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def shop_category_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     if action != "cat" or not arg.isdigit() or int(arg) >= len(SHOP_CATEGORIES):
         return STALE
     category = SHOP_CATEGORIES[int(arg)]
     data = draft["data"]
     data["new_shop"]["category"] = category
-    await edit_message(update, context._("Category: {category}").format(category=category_label(context._, category)))
+    await context.edit(context._("Category: {category}").format(category=category_label(context._, category)))
     if draft["flow"] == "patrol":
         data.update(shop_id=None, grid_id=data["new_shop"]["grid_id"])
         _use_category(context, draft, category)
@@ -231,15 +230,14 @@ async def shop_category_button(update: Update, context: GridContext, draft: dict
 # -- /patrol step 1: shop ---------------------------------------------------------------------
 
 
-async def ask_shop(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(
-        update, context,
+async def ask_shop(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(
         context._("🏪 <b>Step 1/5 · Shop</b>\nType part of the shop's name or address to find it, or add a new shop."),
-        reply_markup=keyboard([[button(context._("➕ New shop"), draft, "new")]]),
+        markup=keyboard([[button(context._("➕ New shop"), draft, "new")]]),
     )
 
 
-async def _results(context: GridContext, draft: dict) -> tuple[str, InlineKeyboardMarkup]:
+async def _results(context: GridContext, draft: dict) -> tuple[str, Buttons]:
     data = draft["data"]
     query, page = data["query"], data.get("page", 0)
     async with context.db.session() as session:
@@ -254,14 +252,14 @@ async def _results(context: GridContext, draft: dict) -> tuple[str, InlineKeyboa
     return text, paged_markup(context, draft, choices, page, total, PAGE_SIZE, [button(context._("➕ New shop"), draft, "new")])
 
 
-async def shop_text(update: Update, context: GridContext, draft: dict) -> str | None:
-    query = mask_id_numbers(one_line(update.message.text))[:100]  # as the household search: control characters dropped, ID numbers masked
+async def shop_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    query = mask_id_numbers(one_line(event.text))[:100]  # as the household search: control characters dropped, ID numbers masked
     if not query:
-        await reply(update, context, context._("Type at least one character of the shop's name or address."))
+        await context.reply(context._("Type at least one character of the shop's name or address."))
         return STAY
     draft["data"].update(query=query, page=0)
     text, markup = await _results(context, draft)
-    await reply(update, context, text, reply_markup=markup)
+    await context.reply(text, markup=markup)
     return STAY
 
 
@@ -276,7 +274,7 @@ def _use_category(context: GridContext, draft: dict, category: str) -> None:
     draft["editing"] = False  # a new checklist must be filled in, not skipped back to the summary
 
 
-async def shop_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def shop_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     data = draft["data"]
     if action == "new":
         data["new_shop"] = {}
@@ -284,7 +282,7 @@ async def shop_button(update: Update, context: GridContext, draft: dict, action:
     if action == "page" and arg.isdigit() and "query" in data:
         data["page"] = int(arg)
         text, markup = await _results(context, draft)
-        await edit_message(update, text, markup)
+        await context.edit(text, markup)
         return STAY
     if action == "pick" and arg.isdigit():
         async with context.db.session() as session:
@@ -294,7 +292,7 @@ async def shop_button(update: Update, context: GridContext, draft: dict, action:
             return STAY
         data.update(shop_id=shop.id, grid_id=shop.grid_id, new_shop=None,
                     shop={"name": shop.name, "address": shop.address, "grid_code": shop.grid_code})
-        await edit_message(update, context._("🏪 Shop: {shop}").format(shop=shop_line(shop)))
+        await context.edit(context._("🏪 Shop: {shop}").format(shop=shop_line(shop)))
         _use_category(context, draft, shop.category)
         return CHECKLIST
     return STALE
@@ -303,7 +301,7 @@ async def shop_button(update: Update, context: GridContext, draft: dict, action:
 # -- step 2: checklist ------------------------------------------------------------------------
 
 
-def _checklist_markup(context: GridContext, draft: dict) -> InlineKeyboardMarkup:
+def _checklist_markup(context: GridContext, draft: dict) -> Buttons:
     failed = draft["data"]["failed"]
     rows = [
         [button(("❌ " if i["name"] in failed else "✅ ") + context._(ITEM_LABELS.get(i["name"], i["name"])) + (" ★" if i["key"] else ""), draft, "t", n)]
@@ -313,13 +311,12 @@ def _checklist_markup(context: GridContext, draft: dict) -> InlineKeyboardMarkup
     return keyboard(rows)
 
 
-async def ask_checklist(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_checklist(event: Inbound, context: GridContext, draft: dict) -> None:
     data = draft["data"]
-    await reply(
-        update, context,
+    await context.reply(
         context._("📋 <b>Step 2/5 · Checklist</b> ({category})\nEvery item starts as passed ✅. Tap each item that fails to mark it ❌ "
                   "(tap again to undo), then Done. ★ = key item.").format(category=category_label(context._, data["category"])),
-        reply_markup=_checklist_markup(context, draft),
+        markup=_checklist_markup(context, draft),
     )
 
 
@@ -331,7 +328,7 @@ def _checklist_summary(context: GridContext, data: dict) -> str:
     return text
 
 
-async def checklist_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def checklist_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     data = draft["data"]
     names = [i["name"] for i in data["checklist"]]
     if action == "t":
@@ -343,10 +340,10 @@ async def checklist_button(update: Update, context: GridContext, draft: dict, ac
         else:
             data["failed"].append(name)
         data["failed"].sort(key=names.index)
-        await edit_message(update, None, _checklist_markup(context, draft))
+        await context.edit(None, _checklist_markup(context, draft))
         return STAY
     if action == "done":
-        await edit_message(update, context._("📋 Checklist: {result}").format(result=_checklist_summary(context, data)))
+        await context.edit(context._("📋 Checklist: {result}").format(result=_checklist_summary(context, data)))
         data["findings"] = [{"item": name, "disposition": None, "note": None} for name in data["failed"]]
         data["disp_index"] = 0
         return DISPOSITION if data["findings"] else PHOTOS
@@ -356,33 +353,32 @@ async def checklist_button(update: Update, context: GridContext, draft: dict, ac
 # -- step 3: what was done about each failed item ----------------------------------------------
 
 
-async def ask_disposition(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_disposition(event: Inbound, context: GridContext, draft: dict) -> None:
     data = draft["data"]
     idx = data["disp_index"]
     item = data["findings"][idx]["item"]
-    await reply(
-        update, context,
+    await context.reply(
         context._("⚠️ <b>Step 3/5 · Failed item {n}/{total}</b>: {item}\nDid you correct it on the spot, or does it need "
                   "escalating to the street office / market regulator?").format(n=idx + 1, total=len(data["findings"]), item=item_label(context._, item)),
-        reply_markup=keyboard([[button(context._("✔️ Corrected on the spot"), draft, "c", idx), button(context._("📣 Escalate"), draft, "e", idx)]]),
+        markup=keyboard([[button(context._("✔️ Corrected on the spot"), draft, "c", idx), button(context._("📣 Escalate"), draft, "e", idx)]]),
     )
 
 
-async def disposition_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def disposition_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     data = draft["data"]
     if action not in ("c", "e") or arg != str(data["disp_index"]):
         return STALE
     finding = data["findings"][data["disp_index"]]
     finding["disposition"] = Disposition.CORRECTED.value if action == "c" else Disposition.ESCALATED.value
-    await edit_message(update, "⚠️ {item}: {what}".format(
+    await context.edit("⚠️ {item}: {what}".format(
         item=item_label(context._, finding["item"]), what=esc(context._(DISPOSITION_LABELS[Disposition(finding["disposition"])]))))
     return NOTE
 
 
-async def ask_note(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_note(event: Inbound, context: GridContext, draft: dict) -> None:
     data = draft["data"]
     item = data["findings"][data["disp_index"]]["item"]
-    await reply(update, context, context._("📝 A note on «{item}» (what you saw, what was agreed), or /skip.").format(item=item_label(context._, item)))
+    await context.reply(context._("📝 A note on «{item}» (what you saw, what was agreed), or /skip.").format(item=item_label(context._, item)))
 
 
 async def _next_finding(draft: dict) -> str:
@@ -391,17 +387,17 @@ async def _next_finding(draft: dict) -> str:
     return DISPOSITION if data["disp_index"] < len(data["findings"]) else PHOTOS
 
 
-async def note_text(update: Update, context: GridContext, draft: dict) -> str | None:
+async def note_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
     try:
-        note = validate_note(update.message.text)
+        note = validate_note(event.text)
     except RuleError as err:
-        await reply(update, context, rule_message(context, err, RULE_MESSAGES))
+        await context.reply(rule_message(context, err, RULE_MESSAGES))
         return STAY
     draft["data"]["findings"][draft["data"]["disp_index"]]["note"] = note
     return await _next_finding(draft)
 
 
-async def note_skip(update: Update, context: GridContext, draft: dict) -> str | None:
+async def note_skip(event: Inbound, context: GridContext, draft: dict) -> str | None:
     draft["data"]["findings"][draft["data"]["disp_index"]]["note"] = None
     return await _next_finding(draft)
 
@@ -409,15 +405,15 @@ async def note_skip(update: Update, context: GridContext, draft: dict) -> str | 
 # -- step 4: photos ---------------------------------------------------------------------------
 
 
-async def ask_photos(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("📷 <b>Step 4/5 · Photos</b>\nSend photos of what you found (none is fine), then /done."))
+async def ask_photos(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("📷 <b>Step 4/5 · Photos</b>\nSend photos of what you found (none is fine), then /done."))
 
 
-async def photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
-    return await add_photo(update, context, draft["data"].setdefault("photos", []), MAX_PHOTOS)
+async def photo_received(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    return await add_photo(event, context, draft["data"].setdefault("photos", []), MAX_PHOTOS)
 
 
-async def photos_done(update: Update, context: GridContext, draft: dict) -> str | None:
+async def photos_done(event: Inbound, context: GridContext, draft: dict) -> str | None:
     return CONFIRM
 
 
@@ -468,7 +464,7 @@ def _on_edit(draft: dict, step: str) -> None:
         draft["data"]["disp_index"] = 0
 
 
-async def _save(update: Update, context: GridContext, draft: dict) -> str | None:
+async def _save(event: Inbound, context: GridContext, draft: dict) -> str | None:
     d, member = draft["data"], context.member
     assert member is not None
     patrol = PatrolDraft(
@@ -497,9 +493,9 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
         shop_address = (d.get("shop") or d.get("new_shop") or {}).get("address")
         button_ = report_button(context, context._("📝 Report an issue from this patrol"), location=None, photos=d.get("photos", []),
                                 grid_id=d["grid_id"], source="patrol", source_id=saved.patrol_id, address=shop_address)
-        markup = InlineKeyboardMarkup([[button_]])
+        markup = Buttons.of([[button_]])
     markup = with_row(markup, undo_row(context, "patrol", saved.patrol_id, edit=False))  # ↩️ for a patrol saved by mistake
-    await tell_outcome(update, context, draft, [("\n".join(lines), markup)],
+    await tell_outcome(event, context, draft, [("\n".join(lines), markup)],
                        summary=summary_text(context, draft) + "\n\n" + context._("✅ Saved as patrol #{id}.").format(id=saved.patrol_id))
     if saved.created:
         await notify_supervisors(context, saved)
@@ -557,27 +553,27 @@ def finding_text(_, fc: FindingContext, tz) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
-def outcome_markup(_, f: FindingView) -> InlineKeyboardMarkup:  # noqa: ANN001
+def outcome_markup(_, f: FindingView) -> Buttons:  # noqa: ANN001
     current = CODE_OF[f.outcome or Outcome.PENDING.value]
     labels = [("r", _("🛠 Rectify on site")), ("f", _("💴 Fined")), ("s", _("🚫 Close for rectification"))]
-    return InlineKeyboardMarkup([[
-        InlineKeyboardButton(("✔️ " if code == current else "") + label, callback_data=f"po:{f.id}:{current}:{code}") for code, label in labels
+    return Buttons.of([[
+        Button(("✔️ " if code == current else "") + label, data=f"po:{f.id}:{current}:{code}") for code, label in labels
     ]])
 
 
-def deadline_markup(_, f: FindingView, default_days: int) -> InlineKeyboardMarkup:  # noqa: ANN001
+def deadline_markup(_, f: FindingView, default_days: int) -> Buttons:  # noqa: ANN001
     current = CODE_OF[f.outcome or Outcome.PENDING.value]
     days = sorted({1, 3, 7, default_days})
     row = [
-        InlineKeyboardButton((_("1 day") if n == 1 else _("{n} days").format(n=n)) + (" ⭐" if n == default_days else ""),
-                             callback_data=f"po:{f.id}:{current}:r:{n}")
+        Button((_("1 day") if n == 1 else _("{n} days").format(n=n)) + (" ⭐" if n == default_days else ""),
+                             data=f"po:{f.id}:{current}:r:{n}")
         for n in days
     ]
-    return InlineKeyboardMarkup([row, [InlineKeyboardButton(_("↩️ Back"), callback_data=f"po:{f.id}:{current}:back")]])
+    return Buttons.of([row, [Button(_("↩️ Back"), data=f"po:{f.id}:{current}:back")]])
 
 
-async def _send(context: GridContext, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None) -> bool:
-    return await notify(context, chat_id, text, reply_markup)
+async def _send(context: GridContext, chat_id: int, text: str, markup: Buttons | None = None) -> bool:
+    return await notify(context, chat_id, text, markup)
 
 
 async def notify_supervisors(context: GridContext, saved: SavedPatrol) -> None:
@@ -593,18 +589,18 @@ async def notify_supervisors(context: GridContext, saved: SavedPatrol) -> None:
     for r in recipients:
         _ = _voice(context, r)
         if saved.escalated:
-            if not await _send(context, r.telegram_id, escalation_text(_, view, tz)):
+            if not await _send(context, address_of(r), escalation_text(_, view, tz)):
                 continue
             for photo in view.photos:
-                await send_stored_photo(context, r.telegram_id, photo["file_id"], photo["sha256"])
+                await send_stored_photo(context, address_of(r), photo["file_id"], photo["sha256"])
             for fc in contexts:
                 if fc is not None:
-                    await _send(context, r.telegram_id, finding_text(_, fc, tz), reply_markup=outcome_markup(_, fc.finding))
+                    await _send(context, address_of(r), finding_text(_, fc, tz), markup=outcome_markup(_, fc.finding))
         if saved.reinspections:
             lines = [_("🔁 <b>Re-inspection</b> of {shop} by {worker}, patrol #{id}:").format(
                 shop=shop_line(view.shop), worker=esc(view.worker_name or "?"), id=view.id)]
             lines += [_reinspection_line(_, x) for x in saved.reinspections]
-            await _send(context, r.telegram_id, "\n".join(lines))
+            await _send(context, address_of(r), "\n".join(lines))
 
 
 def _may_decide(member, grid_id: int) -> bool:  # noqa: ANN001
@@ -612,46 +608,44 @@ def _may_decide(member, grid_id: int) -> bool:  # noqa: ANN001
         member.role == Role.ADMIN or (member.role == Role.SUPERVISOR and grid_id in member.grid_ids))
 
 
-async def outcome_button(update: Update, context: GridContext) -> None:
+async def outcome_button(event: Inbound, context: GridContext) -> None:
     """`po:<finding>:<current>:<new>[:<days>]`, `po:<finding>:<current>:back`: record an enforcement outcome."""
-    query = update.callback_query
-    assert query is not None
-    parts = (query.data or "").split(":")
+    parts = event.button.split(":")
     if len(parts) not in (4, 5) or not parts[1].isdigit() or parts[2] not in OUTCOME_CODES or parts[3] not in ("r", "f", "s", "back"):
-        await query.answer(context._("This button has expired."))
+        await context.toast(context._("This button has expired."))
         return
     finding_id, cur, new = int(parts[1]), parts[2], parts[3]
     tz, default_days = context.settings.tz, context.settings.rectify_days_default
     async with context.db.session() as session:
         fc = await finding_context(session, finding_id)
     if fc is None:
-        await query.answer(context._("This finding no longer exists."))
+        await context.toast(context._("This finding no longer exists."))
         return
     if not _may_decide(context.member, fc.shop.grid_id):
-        await query.answer(context._("Only the supervisors of grid {grid} or an administrator can record the outcome.").format(grid=fc.shop.grid_code),
-                           show_alert=True)
+        await context.toast(context._("Only the supervisors of grid {grid} or an administrator can record the outcome.").format(grid=fc.shop.grid_code),
+                           alert=True)
         return
     _ = context._
     if cur != CODE_OF[fc.finding.outcome or Outcome.PENDING.value]:
-        await query.answer(_("The outcome was already recorded meanwhile; here is the current state."))
-        await edit_message(update, finding_text(_, fc, tz), outcome_markup(_, fc.finding))
+        await context.toast(_("The outcome was already recorded meanwhile; here is the current state."))
+        await context.edit(finding_text(_, fc, tz), outcome_markup(_, fc.finding))
         return
     if new == "back":
-        await query.answer()
-        await edit_message(update, None, outcome_markup(_, fc.finding))
+        await context.toast()
+        await context.edit(None, outcome_markup(_, fc.finding))
         return
     deadline = None
     if new == "r":
         if len(parts) == 4:
-            await query.answer(_("Choose the deadline of the rectification."))
-            await edit_message(update, None, deadline_markup(_, fc.finding, default_days))
+            await context.toast(_("Choose the deadline of the rectification."))
+            await context.edit(None, deadline_markup(_, fc.finding, default_days))
             return
         if not parts[4].isdigit() or not RECTIFY_DAYS[0] <= int(parts[4]) <= RECTIFY_DAYS[1]:
-            await query.answer(_("This button has expired."))
+            await context.toast(_("This button has expired."))
             return
         deadline = clock.now() + timedelta(days=int(parts[4]))
     elif len(parts) == 5:
-        await query.answer(_("This button has expired."))
+        await context.toast(_("This button has expired."))
         return
     outcome = OUTCOME_CODES[new]
     async with context.db.session() as session:
@@ -659,28 +653,28 @@ async def outcome_button(update: Update, context: GridContext) -> None:
         fc = await finding_context(session, finding_id)
     assert fc is not None
     if done:
-        await query.answer(_("Recorded: {outcome}.").format(outcome=_(OUTCOME_LABELS[outcome])))
+        await context.toast(_("Recorded: {outcome}.").format(outcome=_(OUTCOME_LABELS[outcome])))
         async with context.db.session() as session:
             worker = await patroller(session, fc.patrol_id)
         if worker is not None and worker.user_id != context.member.id:
             # The worker who escalated it hears what came of it.
             w_ = _voice(context, worker)
-            await _send(context, worker.telegram_id, w_("📬 What came of the finding you escalated:") + "\n" + finding_text(w_, fc, tz))
+            await _send(context, address_of(worker), w_("📬 What came of the finding you escalated:") + "\n" + finding_text(w_, fc, tz))
     else:
-        await query.answer(_("The outcome was already recorded meanwhile; here is the current state."))
-    await edit_message(update, finding_text(_, fc, tz), outcome_markup(_, fc.finding))
+        await context.toast(_("The outcome was already recorded meanwhile; here is the current state."))
+    await context.edit(finding_text(_, fc, tz), outcome_markup(_, fc.finding))
 
 
 # -- the patrol flow --------------------------------------------------------------------------
 
 
-async def begin_patrol(update: Update, context: GridContext) -> dict | None:
+async def begin_patrol(event: Inbound, context: GridContext) -> dict | None:
     member = context.member
     assert member is not None
     async with context.db.session() as session:
         grid_ids = await scope_grid_ids(session, member)
     if not grid_ids:
-        await reply(update, context, context._("You have no grid yet, so there are no shops to patrol. Ask an administrator to assign you a grid."))
+        await context.reply(context._("You have no grid yet, so there are no shops to patrol. Ask an administrator to assign you a grid."))
         return None
     return {"grid_ids": grid_ids, "patrolled_at": clock.now().isoformat(), "failed": [], "findings": [], "photos": []}
 
@@ -709,53 +703,53 @@ PATROL_FLOW = register_flow(Flow(
 # -- /shop_add --------------------------------------------------------------------------------
 
 
-async def begin_shop_add(update: Update, context: GridContext) -> dict | None:
+async def begin_shop_add(event: Inbound, context: GridContext) -> dict | None:
     member = context.member
     assert member is not None
     if member.role not in (Role.SUPERVISOR, Role.ADMIN):
-        await reply(update, context, context._("This command is not available for your role. Send /help to see yours."))
+        await context.reply(context._("This command is not available for your role. Send /help to see yours."))
         return None
     async with context.db.session() as session:
         grid_ids = await scope_grid_ids(session, member)
     if not grid_ids:
-        await reply(update, context, context._("There is no grid to add a shop to yet. Create one with /grid_add first."))
+        await context.reply(context._("There is no grid to add a shop to yet. Create one with /grid_add first."))
         return None
-    await reply(update, context, context._("🏪 <b>Register a shop</b> (/cancel to stop)."))
+    await context.reply(context._("🏪 <b>Register a shop</b> (/cancel to stop)."))
     return {"grid_ids": grid_ids, "new_shop": {}}
 
 
-async def ask_licence(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("🪪 The food business licence number, or /skip."))
+async def ask_licence(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("🪪 The food business licence number, or /skip."))
 
 
-async def licence_text(update: Update, context: GridContext, draft: dict) -> str | None:
+async def licence_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
     try:
-        draft["data"]["new_shop"]["licence_no"] = validate_licence(update.message.text)
+        draft["data"]["new_shop"]["licence_no"] = validate_licence(event.text)
     except RuleError as err:
-        await reply(update, context, rule_message(context, err, RULE_MESSAGES))
+        await context.reply(rule_message(context, err, RULE_MESSAGES))
         return STAY
     return CONTACT
 
 
-async def licence_skip(update: Update, context: GridContext, draft: dict) -> str | None:
+async def licence_skip(event: Inbound, context: GridContext, draft: dict) -> str | None:
     draft["data"]["new_shop"]["licence_no"] = None
     return CONTACT
 
 
-async def ask_contact(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("☎️ A contact person or phone number, or /skip."))
+async def ask_contact(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("☎️ A contact person or phone number, or /skip."))
 
 
-async def contact_text(update: Update, context: GridContext, draft: dict) -> str | None:
+async def contact_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
     try:
-        draft["data"]["new_shop"]["contact"] = validate_contact(update.message.text)
+        draft["data"]["new_shop"]["contact"] = validate_contact(event.text)
     except RuleError as err:
-        await reply(update, context, rule_message(context, err, RULE_MESSAGES))
+        await context.reply(rule_message(context, err, RULE_MESSAGES))
         return STAY
     return ADD_CONFIRM
 
 
-async def contact_skip(update: Update, context: GridContext, draft: dict) -> str | None:
+async def contact_skip(event: Inbound, context: GridContext, draft: dict) -> str | None:
     draft["data"]["new_shop"]["contact"] = None
     return ADD_CONFIRM
 
@@ -777,7 +771,7 @@ def shop_add_summary(context: GridContext, draft: dict) -> str:
     ]).replace("\n\n", "\n")
 
 
-async def _save_shop(update: Update, context: GridContext, draft: dict) -> str | None:
+async def _save_shop(event: Inbound, context: GridContext, draft: dict) -> str | None:
     s, member = draft["data"]["new_shop"], context.member
     try:
         async with context.db.session() as session:
@@ -788,9 +782,9 @@ async def _save_shop(update: Update, context: GridContext, draft: dict) -> str |
                                   member.id)
             shop_id = shop.id
     except RuleError as err:
-        await reply(update, context, rule_message(context, err, RULE_MESSAGES))
+        await context.reply(rule_message(context, err, RULE_MESSAGES))
         return STAY
-    await tell_outcome(update, context, draft, [],
+    await tell_outcome(event, context, draft, [],
                        summary=shop_add_summary(context, draft) + "\n\n" + context._("✅ Registered as shop #{id}.").format(id=shop_id))
     return END
 
@@ -860,10 +854,10 @@ def card_text(context: GridContext, card) -> str:  # noqa: ANN001 - models.patro
 
 
 @requires(Role.WORKER, Role.SUPERVISOR, Role.ADMIN)
-async def shop_command(update: Update, context: GridContext) -> None:
+async def shop_command(event: Inbound, context: GridContext) -> None:
     query = one_line(" ".join(context.args or []))[:100]
     if not query.strip():
-        await reply(update, context, context._("Usage: /shop NAME — part of a shop's name or address, e.g. /shop 面馆"))
+        await context.reply(context._("Usage: /shop NAME — part of a shop's name or address, e.g. /shop 面馆"))
         return
     member = context.member
     async with context.db.session() as session:
@@ -871,31 +865,29 @@ async def shop_command(update: Update, context: GridContext) -> None:
         rows, total = await search_shops(session, scope, query, 0, SHOP_LIST_SIZE)
         card = await shop_card(session, rows[0].id, scope) if total == 1 else None
     if total == 0:
-        await reply(update, context, context._("No shop of your grids matches «{query}».").format(query=esc(query)))
+        await context.reply(context._("No shop of your grids matches «{query}».").format(query=esc(query)))
     elif card is not None:
-        await reply(update, context, card_text(context, card))
+        await context.reply(card_text(context, card))
     else:
         text = context._("Shops matching «{query}»: {total}. Pick one:").format(query=esc(query), total=total)
         if total > SHOP_LIST_SIZE:
             text += "\n" + context._("(the first {n}; add words to narrow the search)").format(n=SHOP_LIST_SIZE)
-        await reply(update, context, text, reply_markup=InlineKeyboardMarkup(
-            [[InlineKeyboardButton(f"{r.name} · {r.address} · {r.grid_code}", callback_data=f"shop:{r.id}")] for r in rows]))
+        await context.reply(text, markup=Buttons.of(
+            [[Button(f"{r.name} · {r.address} · {r.grid_code}", data=f"shop:{r.id}")] for r in rows]))
 
 
-async def shop_button_outside(update: Update, context: GridContext) -> None:
-    query = update.callback_query
-    assert query is not None
+async def shop_button_outside(event: Inbound, context: GridContext) -> None:
     member = context.member
     if member is None or not member.active:
-        await query.answer()
+        await context.toast()
         return
     async with context.db.session() as session:
-        card = await shop_card(session, int((query.data or "shop:0").split(":")[1]), await scope_grid_ids(session, member))
+        card = await shop_card(session, int((event.button or "shop:0").split(":")[1]), await scope_grid_ids(session, member))
     if card is None:
-        await query.answer(context._("That shop is not in your grids (or no longer active)."))
+        await context.toast(context._("That shop is not in your grids (or no longer active)."))
         return
-    await query.answer()
-    await reply(update, context, card_text(context, card))
+    await context.toast()
+    await context.reply(card_text(context, card))
 
 
 # -- start-up: the daily re-inspection reminder --------------------------------------------------
@@ -914,7 +906,7 @@ async def on_startup(app) -> None:  # noqa: ANN001
 
 FLOWS = [PATROL_FLOW, SHOP_ADD_FLOW]
 HANDLERS = [
-    CommandHandler("shop", shop_command),
-    CallbackQueryHandler(outcome_button, pattern=r"^po:"),
-    CallbackQueryHandler(shop_button_outside, pattern=r"^shop:\d+$"),
+    Command("shop", shop_command),
+    OnButton(r"^po:", outcome_button),
+    OnButton(r"^shop:\d+$", shop_button_outside),
 ]

@@ -10,12 +10,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler
-
+from bot.chat import Button, Buttons, Inbound
 from bot.context import GridContext
+from bot.engine import Command, OnButton
 from handlers.admin import _actor, _run, after_deactivation
-from handlers.common import edit_message, esc, reply, requires
+from handlers.common import address_of, esc, requires
 from models import admin as admin_model
 from models import audit
 from models.errors import RuleError
@@ -38,49 +37,48 @@ async def _forget(context: GridContext, actor: Member, target: Member) -> list |
                                                   context._("account closed at the user's request"), allow_self=True)
         await audit.record(session, actor.id, forgotten_name(actor.id) if actor.id == target.id else _actor(context), "forget",
                            user=target.id, issues=[h.issue.human_id for h in handed])
-    context.application.drop_user_data(target.telegram_id)
+    context.app.engine.drop(context.channel.name, address_of(target))
     await after_deactivation(context, target, handed, forgotten_name(target.id))
     return handed
 
 
 @requires(*ALL)
-async def forget_me_command(update: Update, context: GridContext) -> None:
+async def forget_me_command(event: Inbound, context: GridContext) -> None:
     member = context.member
     assert member is not None
-    markup = InlineKeyboardMarkup([
-        [InlineKeyboardButton(context._("🗑 Yes, forget me"), callback_data=f"forget:yes:{member.id}")],
-        [InlineKeyboardButton(context._("Keep my account"), callback_data="forget:no")],
+    markup = Buttons.of([
+        [Button(context._("🗑 Yes, forget me"), data=f"forget:yes:{member.id}")],
+        [Button(context._("Keep my account"), data="forget:no")],
     ])
-    await reply(update, context, context._(
+    await context.reply(context._(
         "This removes your name and phone number from gridbot and closes your account. Your visits, patrols and reports stay, "
         "under the name «{name}». This cannot be undone."
-    ).format(name=forgotten_name(member.id)), reply_markup=markup)
+    ).format(name=forgotten_name(member.id)), markup=markup)
 
 
-async def forget_button(update: Update, context: GridContext) -> None:
-    query = update.callback_query
+async def forget_button(event: Inbound, context: GridContext) -> None:
     member = context.member
-    assert query is not None and member is not None
-    parts = (query.data or "").split(":")
+    assert member is not None
+    parts = event.button.split(":")
     if parts[1:2] == ["no"]:
-        await query.answer()
-        await edit_message(update, context._("Nothing was changed."))
+        await context.toast()
+        await context.edit(context._("Nothing was changed."))
         return
     if len(parts) != 3 or parts[1] != "yes" or parts[2] != str(member.id):  # forged or someone else's button
-        await query.answer(context._("This button has expired."))
+        await context.toast(context._("This button has expired."))
         return
     done = await _forget(context, member, member)
-    await query.answer()
+    await context.toast()
     if done is not None:
-        await edit_message(update, context._("Your personal data has been removed and your account is closed. Thank you for your work."))
+        await context.edit(context._("Your personal data has been removed and your account is closed. Thank you for your work."))
 
 
 @requires(Role.ADMIN)
-async def forget_command(update: Update, context: GridContext) -> None:
+async def forget_command(event: Inbound, context: GridContext) -> None:
     async def body() -> None:
         args = context.args or []
         if len(args) != 1:
-            await reply(update, context, context._("Usage: /forget USER"))
+            await context.reply(context._("Usage: /forget USER"))
             return
         actor = context.member
         assert actor is not None
@@ -90,17 +88,17 @@ async def forget_command(update: Update, context: GridContext) -> None:
             raise RuleError("not_yourself")
         handed = await _forget(context, actor, target)
         if handed is None:
-            await reply(update, context, context._("{user} has already been forgotten.").format(user=esc(args[0])))
+            await context.reply(context._("{user} has already been forgotten.").format(user=esc(args[0])))
             return
-        await reply(update, context, context._(
+        await context.reply(context._(
             "{user} is forgotten: name and phone removed, account closed, records kept as «{name}». Issues handed back to the supervisors: {n}."
         ).format(user=esc(target.display_name or str(target.telegram_id)), name=forgotten_name(target.id), n=len(handed)))
 
-    await _run(update, context, body)
+    await _run(event, context, body)
 
 
 HANDLERS = [
-    CommandHandler("forget_me", forget_me_command),
-    CommandHandler("forget", forget_command),
-    CallbackQueryHandler(forget_button, pattern=r"^forget:"),
+    Command("forget_me", forget_me_command),
+    Command("forget", forget_command),
+    OnButton(r"^forget:", forget_button),
 ]

@@ -12,14 +12,13 @@ import logging
 from datetime import datetime, timedelta
 
 from babel.dates import format_date, format_skeleton, get_day_names
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import delivery
+from bot.chat import Button, Buttons, Inbound
 from bot.context import GridContext
+from bot.engine import Command, OnButton
 from bot.i18n import N_
-from handlers.common import esc, reply, requires
-from handlers.flow import answer_query
+from handlers.common import esc, requires
 from jobs import digest as digest_job
 from jobs import reminders as rjobs
 from jobs.scheduling import Schedule
@@ -39,7 +38,7 @@ JOB_KWARGS = {"misfire_grace_time": MISFIRE_GRACE_SECONDS, "coalesce": True, "ma
 
 
 @requires(Role.WORKER, Role.SUPERVISOR)
-async def due_command(update: Update, context: GridContext) -> None:
+async def due_command(event: Inbound, context: GridContext) -> None:
     member = context.member
     assert member is not None
     now, settings = clock.now(), context.settings
@@ -52,7 +51,7 @@ async def due_command(update: Update, context: GridContext) -> None:
         households = await rm.households_to_visit(session, list(member.grid_ids), now, behind)
         own = await rm.half_year_visits_by_worker(session, [member.id], half.start, half.end)
     if not coverage:
-        await reply(update, context, context._("You have no grid yet."))
+        await context.reply(context._("You have no grid yet."))
         return
     sections = []
     for gid, cov in sorted(coverage.items(), key=lambda kv: kv[1].grid_code):
@@ -63,8 +62,8 @@ async def due_command(update: Update, context: GridContext) -> None:
         sections.append(section)
     # One tap from the list into /visit with the household chosen.
     listed = [h for gid in sorted(coverage, key=lambda g: coverage[g].grid_code) for h in households.get(gid, [])][:DUE_BUTTONS]
-    markup = InlineKeyboardMarkup([[InlineKeyboardButton(f"🏠 {h.address}"[:60], callback_data=f"vgo:{h.household_id}")] for h in listed]) if listed else None
-    await reply(update, context, (context._("🏠 <b>Home visits</b>") + "\n\n" + "\n\n".join(sections))[:4096], reply_markup=markup)
+    markup = Buttons.of([[Button(f"🏠 {h.address}"[:60], data=f"vgo:{h.household_id}")] for h in listed]) if listed else None
+    await context.reply((context._("🏠 <b>Home visits</b>") + "\n\n" + "\n\n".join(sections))[:4096], markup=markup)
 
 
 DUE_BUTTONS = 10  # households of /due with a ▶ visit button (the list itself may be longer)
@@ -73,18 +72,17 @@ DUE_BUTTONS = 10  # households of /due with a ▶ visit button (the list itself 
 # -- 😴 snooze: a repeated reminder kept quiet for a day -----------------------------------------------
 
 
-async def snooze_button(update: Update, context: GridContext) -> None:
+async def snooze_button(event: Inbound, context: GridContext) -> None:
     """`snz:<kind>`: no such reminder for the presser for a day (an urgent issue is still said)."""
-    query = update.callback_query
     member = context.member
-    kind = (query.data or "").removeprefix("snz:")
+    kind = event.button.removeprefix("snz:")
     if member is None or kind not in rm.SNOOZABLE:
-        await answer_query(query, context._("This button has expired."))
+        await context.toast(context._("This button has expired."))
         return
     async with context.db.session() as session:
         until = await rm.snooze(session, member.id, kind, clock.now())
     when = until.astimezone(context.settings.tz).strftime("%m-%d %H:%M")
-    await answer_query(query, context._("😴 No {kind} until {when}.").format(kind=context._(SNOOZE_NAMES[kind]), when=when), alert=True)
+    await context.toast(context._("😴 No {kind} until {when}.").format(kind=context._(SNOOZE_NAMES[kind]), when=when), alert=True)
 
 
 SNOOZE_NAMES = {"overdue": N_("overdue reminders")}
@@ -93,32 +91,31 @@ SNOOZE_NAMES = {"overdue": N_("overdue reminders")}
 # -- the 🔎 buttons of a reminder --------------------------------------------------------------------
 
 
-async def open_issue_button(update: Update, context: GridContext) -> None:
+async def open_issue_button(event: Inbound, context: GridContext) -> None:
     from handlers.issues import action_markup, card
     from models.issues import get_issue, may_view
 
-    query = update.callback_query
     member = context.member
-    assert query is not None and member is not None
+    assert member is not None
     try:
-        issue_id = int((query.data or "").split(":")[2])
+        issue_id = int(event.button.split(":")[2])
     except (IndexError, ValueError):
-        await query.answer()
+        await context.toast()
         return
     async with context.db.session() as session:
         issue = await get_issue(session, issue_id)
     if issue is None or not may_view(issue, member):
-        await query.answer(context._("That issue is not in your grids."), show_alert=True)
+        await context.toast(context._("That issue is not in your grids."), alert=True)
         return
-    await query.answer()
-    await reply(update, context, card(context, context._, issue), reply_markup=action_markup(context._, issue, member))
+    await context.toast()
+    await context.reply(card(context, context._, issue), markup=action_markup(context._, issue, member))
 
 
 # -- admin commands --------------------------------------------------------------------------------------
 
 
 @requires(Role.ADMIN)
-async def outbox_command(update: Update, context: GridContext) -> None:
+async def outbox_command(event: Inbound, context: GridContext) -> None:
     tz = context.settings.tz
     async with context.db.session() as session:
         counts = await outbox.counts(session)
@@ -133,11 +130,11 @@ async def outbox_command(update: Update, context: GridContext) -> None:
         kind = esc(context._(OUTBOX_TITLES.get(row.kind, row.kind)))
         lines.append(f"#{row.id} {kind} {esc(row.period_key)} → {esc(row.recipient)} · {row.attempts}× · {state}\n"
                      f"    {esc(row.last_error or '')}")
-    await reply(update, context, "\n".join(lines)[:4096])
+    await context.reply("\n".join(lines)[:4096])
 
 
 @requires(Role.ADMIN)
-async def digest_now_command(update: Update, context: GridContext) -> None:
+async def digest_now_command(event: Inbound, context: GridContext) -> None:
     """The digest of the current week so far, to the caller only (not through the outbox)."""
     now, settings = clock.now(), context.settings
     week = periods.current("week", now, settings.tz)
@@ -148,15 +145,15 @@ async def digest_now_command(update: Update, context: GridContext) -> None:
         code = context.args[0].strip()
         grid_ids = [g for g in grid_ids if digest.grids[g].code.lower() == code.lower()]
         if not grid_ids:
-            await reply(update, context, context._("No grid {code}.").format(code=esc(code[:32])))
+            await context.reply(context._("No grid {code}.").format(code=esc(code[:32])))
             return
     if not grid_ids:
-        await reply(update, context, context._("There are no grids yet."))
+        await context.reply(context._("There are no grids yet."))
         return
     for part in digest_job.split_text(digest_job.render(context._, digest, grid_ids, settings.tz, context.lang)):
-        await reply(update, context, part)
+        await context.reply(part)
     caption = context._("📈 Last {n} weeks: visits (bars) and issue resolution rate (line)").format(n=len(digest.weeks))
-    await context.bot.send_photo(update.effective_chat.id, digest_job.chart(context._, digest, grid_ids), caption=caption)
+    await context.channel.send_photo(context.address, digest_job.chart(context._, digest, grid_ids), caption=caption)
 
 
 OUTBOX_TITLES = {  # what each kind of queued message is, as /outbox names it
@@ -189,7 +186,7 @@ def _days(schedule: Schedule, _, language: str) -> str:  # noqa: ANN001
 
 
 @requires(Role.ADMIN)
-async def schedule_command(update: Update, context: GridContext) -> None:
+async def schedule_command(event: Inbound, context: GridContext) -> None:
     """Each job's next and last run by the bot's own clock (the one the runs are claimed by), soonest
     first; the repeating ones with their interval."""
     tz, settings, _, language = context.settings.tz, context.settings, context._, context.lang
@@ -197,7 +194,8 @@ async def schedule_command(update: Update, context: GridContext) -> None:
     async with context.db.session() as session:
         runs = await rm.all_runs(session)
     lines = [_("🗓 <b>Schedule</b> ({tz}; quiet hours {quiet})").format(tz=settings.timezone, quiet=settings.quiet_hours)]
-    running = {j.name: j for j in context.job_queue.jobs()} if context.job_queue else {}
+    job_queue = getattr(context.app, "job_queue", None)
+    running = {j.name: j for j in job_queue.jobs()} if job_queue else {}
     daily = sorted(((name, schedule, schedule.next(now, tz)) for name, schedule in settings.schedules.items() if name in running),
                    key=lambda item: item[2])
     for name, schedule, nxt in daily:
@@ -212,14 +210,14 @@ async def schedule_command(update: Update, context: GridContext) -> None:
         interval = getattr(job.job.trigger, "interval", None)
         if interval is not None:
             lines.append(_("• {name}: every {seconds} s").format(name=_(JOB_TITLES.get(name, name)), seconds=f"{interval.total_seconds():g}"))
-    await reply(update, context, "\n".join(lines))
+    await context.reply("\n".join(lines))
 
 
 # -- start-up ------------------------------------------------------------------------------------------
 
 
 async def lease_job(context) -> None:  # noqa: ANN001
-    app = context.application
+    app = context.application  # a JobQueue job
     async with app.db.session() as session:
         ok = await rm.renew_lease(session, app.lease_holder, clock.now(), LEASE_TTL)
     if not ok:
@@ -250,10 +248,10 @@ async def on_startup(app) -> None:  # noqa: ANN001
 
 FLOWS: list = []
 HANDLERS = [
-    CommandHandler("due", due_command),
-    CommandHandler("outbox", outbox_command),
-    CommandHandler("digest_now", digest_now_command),
-    CommandHandler("schedule", schedule_command),
-    CallbackQueryHandler(open_issue_button, pattern=r"^rem:open:\d+$"),
-    CallbackQueryHandler(snooze_button, pattern=r"^snz:\w{1,32}$"),
+    Command("due", due_command),
+    Command("outbox", outbox_command),
+    Command("digest_now", digest_now_command),
+    Command("schedule", schedule_command),
+    OnButton(r"^rem:open:\d+$", open_issue_button),
+    OnButton(r"^snz:\w{1,32}$", snooze_button),
 ]

@@ -13,25 +13,13 @@ from __future__ import annotations
 import logging
 import re
 
-from telegram import (
-    BotCommand,
-    BotCommandScopeChat,
-    BotCommandScopeDefault,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    KeyboardButton,
-    ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
-    Update,
-)
-from telegram.error import TelegramError
-from telegram.ext import CallbackQueryHandler, CommandHandler
-
+from bot.chat import CLEAR, COMMAND, AskContact, Button, Buttons, ChannelError, Inbound
 from bot.context import GridContext
+from bot.engine import Command, OnButton
 from bot.i18n import N_, gettext_for
 from bot.settings import SUPPORTED_LANGUAGES
-from handlers.common import edit_message, esc, not_registered_text, reply, role_name
-from handlers.flow import END, STAY, Flow, Step, keyboard, register_flow, rule_message, tell_outcome
+from handlers.common import esc, not_registered_text, role_name
+from handlers.flow import END, STAY, Flow, Step, keyboard, register_flow, rule_message, tell_outcome, timed_out_flow
 from models.errors import RuleError
 from models.tables import Role
 from models.text import one_line
@@ -111,10 +99,10 @@ def may_use(context: GridContext, command: str) -> bool:
     return member is not None and member.active and any(c == command and member.role in roles for c, _d, roles in COMMANDS)
 
 
-def menu_markup(context: GridContext) -> InlineKeyboardMarkup | None:
+def menu_markup(context: GridContext) -> Buttons | None:
     """The menu buttons the caller's role may use (a worker reports; supervisors dispatch instead)."""
-    items = [InlineKeyboardButton(context._(label), callback_data=f"menu:{cmd}") for cmd, label in MENU if may_use(context, cmd)]
-    return InlineKeyboardMarkup([items[i:i + 2] for i in range(0, len(items), 2)]) if items else None
+    items = [Button(context._(label), data=f"menu:{cmd}") for cmd, label in MENU if may_use(context, cmd)]
+    return Buttons.of([items[i:i + 2] for i in range(0, len(items), 2)]) if items else None
 
 
 def commands_for(role: Role | None) -> list[tuple[str, str]]:
@@ -141,109 +129,112 @@ def help_text(context: GridContext) -> str:
 
 
 async def set_menu(context: GridContext, member: Member, language: str) -> None:
-    """The Telegram command menu of one user: their role's commands in their language."""
+    """The command menu of one user (where the channel has one): their role's commands in their language."""
+    if not context.channel.abilities.commands_menu:
+        return
     t = gettext_for(language)
-    commands = [BotCommand(c, t(d)[:256]) for c, d in commands_for(member.role)]
     try:
-        await context.bot.set_my_commands(commands, scope=BotCommandScopeChat(member.telegram_id))
-    except TelegramError:
+        await context.channel.set_commands(context.address, [(c, t(d)) for c, d in commands_for(member.role)])
+    except ChannelError:
         log.warning("could not set the command menu of user %s", member.id)
 
 
-async def set_default_menus(bot, default_language: str) -> None:  # noqa: ANN001
+async def set_default_menus(channel, default_language: str) -> None:  # noqa: ANN001 - a bot.chat.Channel
     """Guests see /start and /help, in Chinese by default and in English for English clients."""
+    if not channel.abilities.commands_menu:
+        return
     for language, code in ((default_language, None), ("en", "en"), ("zh_CN", "zh")):
         t = gettext_for(language)
-        await bot.set_my_commands([BotCommand(c, t(d)) for c, d in GUEST_COMMANDS], scope=BotCommandScopeDefault(), language_code=code)
+        await channel.set_commands(None, [(c, t(d)) for c, d in GUEST_COMMANDS], language=code)
 
 
 # -- /start and joining ----------------------------------------------------------------------
 
 
-async def begin_join(update: Update, context: GridContext) -> dict | None:
-    user = update.effective_user
-    assert user is not None
+async def begin_join(event: Inbound, context: GridContext) -> dict | None:
     code = context.args[0] if context.args else None
     member = context.member
     if member is not None:
         if not member.active:
-            await reply(update, context, context._("Your gridbot account has been deactivated. Ask your street office if this is a mistake."))
+            await context.reply(context._("Your gridbot account has been deactivated. Ask your street office if this is a mistake."))
         else:
             prefix = context._("You are already registered; the invitation was not used.") + "\n\n" if code else ""
-            welcome = context._("Welcome back, {name}!").format(name=esc(member.display_name or user.first_name))
-            await reply(update, context, prefix + welcome + "\n\n" + help_text(context), reply_markup=menu_markup(context))
+            welcome = context._("Welcome back, {name}!").format(name=esc(member.display_name or event.name))
+            await context.reply(prefix + welcome + "\n\n" + help_text(context), markup=menu_markup(context))
         return None
     async with context.db.session() as session:
         if code:
             try:
-                member = await redeem_invitation(session, code[:64], user.id, user.full_name[:64], context.lang)
+                member = await redeem_invitation(session, code[:64], int(event.user_key), event.name[:64], context.lang)
             except RuleError as err:
-                await reply(update, context, rule_message(context, err, JOIN_RULES))
+                await context.reply(rule_message(context, err, JOIN_RULES))
                 return None
-        elif user.id in context.settings.admin_telegram_ids:
-            member = await register_configured_admin(session, user.id, user.full_name[:64], context.lang)
+        elif event.user_key.isdigit() and int(event.user_key) in context.settings.admin_telegram_ids:
+            member = await register_configured_admin(session, int(event.user_key), event.name[:64], context.lang)
         else:
-            await reply(update, context, not_registered_text(context))
+            await context.reply(not_registered_text(context))
             return None
         grids = await grids_by_ids(session, member.grid_ids)
     context.member = member
     await set_menu(context, member, context.lang)
     grid_text = "、".join(f"{g.code} {g.name}" for g in grids) or "—"
-    await reply(update, context, context._("Welcome to gridbot! You joined as {role}; grids: {grids}.").format(
+    await context.reply(context._("Welcome to gridbot! You joined as {role}; grids: {grids}.").format(
         role=role_name(context, member.role), grids=esc(grid_text)))
-    return {"telegram_name": user.full_name[:64]}
+    return {"telegram_name": event.name[:64]}
 
 
-async def ask_name(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("What name should colleagues see? Send your name (e.g. 王芳)."))
+async def ask_name(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("What name should colleagues see? Send your name (e.g. 王芳)."))
 
 
-async def name_text(update: Update, context: GridContext, draft: dict) -> str | None:
-    name = one_line(update.message.text)
+async def name_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    name = one_line(event.text)
     if not 1 <= len(name) <= 32:
-        await reply(update, context, context._("Please send a name of 1 to 32 characters."))
+        await context.reply(context._("Please send a name of 1 to 32 characters."))
         return STAY
     draft["data"]["name"] = name
     return PHONE
 
 
-async def ask_phone(update: Update, context: GridContext, draft: dict) -> None:
-    markup = ReplyKeyboardMarkup([[KeyboardButton(context._("📱 Share my phone number"), request_contact=True)], ["/skip"]],
-                                 resize_keyboard=True, one_time_keyboard=True)
-    await reply(update, context, context._("Share your phone number with the button below (supervisors use it to reach you), type it, or /skip."),
-                reply_markup=markup)
+async def ask_phone(event: Inbound, context: GridContext, draft: dict) -> None:
+    if context.channel.abilities.contact_button:
+        text = context._("Share your phone number with the button below (supervisors use it to reach you), type it, or /skip.")
+    else:
+        text = context._("Type your phone number (supervisors use it to reach you), or /skip.")
+    await context.reply(text, AskContact(context._("📱 Share my phone number")))
 
 
 _PHONE = re.compile(r"^\+?\d[\d\- ]{5,18}\d$")
 
 
-async def phone_contact(update: Update, context: GridContext, draft: dict) -> str | None:
-    contact = update.message.contact
-    if contact.user_id != update.effective_user.id:
-        await reply(update, context, context._("Please share your own number with the button, type it, or /skip."))
+async def phone_contact(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    contact = event.contact
+    assert contact is not None
+    if not contact.own:
+        await context.reply(context._("Please share your own number with the button, type it, or /skip."))
         return STAY
-    return await _finish_join(update, context, draft, contact.phone_number)
+    return await _finish_join(event, context, draft, contact.phone)
 
 
-async def phone_text(update: Update, context: GridContext, draft: dict) -> str | None:
-    phone = one_line(update.message.text)
+async def phone_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    phone = one_line(event.text)
     if not _PHONE.match(phone):
-        await reply(update, context, context._("That does not look like a phone number. Type it like 13812345678, share it with the button, or /skip."))
+        await context.reply(context._("That does not look like a phone number. Type it like 13812345678, share it with the button, or /skip."))
         return STAY
-    return await _finish_join(update, context, draft, phone)
+    return await _finish_join(event, context, draft, phone)
 
 
-async def phone_skip(update: Update, context: GridContext, draft: dict) -> str | None:
-    return await _finish_join(update, context, draft, None)
+async def phone_skip(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    return await _finish_join(event, context, draft, None)
 
 
-async def _finish_join(update: Update, context: GridContext, draft: dict, phone: str | None) -> str:
+async def _finish_join(event: Inbound, context: GridContext, draft: dict, phone: str | None) -> str:
     member = context.member
     assert member is not None
     async with context.db.session() as session:
         await set_profile(session, member.id, display_name=draft["data"]["name"], phone=phone)
-    await tell_outcome(update, context, draft, [
-        (context._("Thank you, {name}. You are all set.").format(name=esc(draft["data"]["name"])), ReplyKeyboardRemove()),
+    await tell_outcome(event, context, draft, [
+        (context._("Thank you, {name}. You are all set.").format(name=esc(draft["data"]["name"])), CLEAR),
         (help_text(context), menu_markup(context)),
     ])
     return END
@@ -265,28 +256,27 @@ JOIN_FLOW = register_flow(Flow(
 # -- help, language, and what falls outside any flow ------------------------------------------
 
 
-async def help_command(update: Update, context: GridContext) -> None:
-    await reply(update, context, help_text(context), reply_markup=menu_markup(context))
+async def help_command(event: Inbound, context: GridContext) -> None:
+    await context.reply(help_text(context), markup=menu_markup(context))
 
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}
 
 
-async def lang_command(update: Update, context: GridContext) -> None:
+async def lang_command(event: Inbound, context: GridContext) -> None:
     rows = [[_lang_button(code)] for code in SUPPORTED_LANGUAGES]
-    await reply(update, context, context._("Choose your language:"), reply_markup=keyboard(rows))
+    await context.reply(context._("Choose your language:"), markup=keyboard(rows))
 
 
-def _lang_button(code: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(LANGUAGE_NAMES[code], callback_data=f"lang:{code}")
+def _lang_button(code: str) -> Button:
+    return Button(LANGUAGE_NAMES[code], data=f"lang:{code}")
 
 
-async def lang_button(update: Update, context: GridContext) -> None:
-    query = update.callback_query
-    code = (query.data or "").removeprefix("lang:")
+async def lang_button(event: Inbound, context: GridContext) -> None:
+    code = event.button.removeprefix("lang:")
     member = context.member
     if code not in SUPPORTED_LANGUAGES or member is None:
-        await query.answer()
+        await context.toast()
         return
     async with context.db.session() as session:
         await set_language(session, member.id, code)
@@ -294,29 +284,30 @@ async def lang_button(update: Update, context: GridContext) -> None:
     context.lang, context.member = code, member
     if context.draft is not None:
         context.draft["lang"] = code
-    await query.answer()
-    await edit_message(update, context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code]))
+    await context.toast()
+    await context.edit(context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code]))
     await set_menu(context, member, code)
 
 
-async def cancel_outside_flow(update: Update, context: GridContext) -> None:
-    await reply(update, context, context._("There is nothing to cancel."))
+async def cancel_outside_flow(event: Inbound, context: GridContext) -> None:
+    await context.reply(context._("There is nothing to cancel."))
 
 
-async def outside_any_flow(update: Update, context: GridContext) -> None:
+async def outside_any_flow(event: Inbound, context: GridContext) -> None:
     """A message no flow is waiting for."""
-    if update.message is None:
-        return
-    if update.message.text and update.message.text.startswith("/"):
-        await reply(update, context, context._("Unknown command. Send /help to see yours."))
+    closed = timed_out_flow(context)
+    if closed is not None and event.kind != COMMAND:  # the first message after a timeout closed a form
+        await context.reply(context._("That form is no longer open. Send /{command} to start again.").format(command=closed.command))
+    elif event.kind == COMMAND or event.text.startswith("/"):
+        await context.reply(context._("Unknown command. Send /help to see yours."))
     else:
-        await reply(update, context, context._("I am not waiting for anything right now. Send /help to see what you can do."),
-                    reply_markup=menu_markup(context))
+        await context.reply(context._("I am not waiting for anything right now. Send /help to see what you can do."),
+                    markup=menu_markup(context))
 
 
 FLOWS = [JOIN_FLOW]
 HANDLERS = [
-    CommandHandler("help", help_command),
-    CommandHandler("lang", lang_command),
-    CallbackQueryHandler(lang_button, pattern=r"^lang:"),
+    Command("help", help_command),
+    Command("lang", lang_command),
+    OnButton(r"^lang:", lang_button),
 ]

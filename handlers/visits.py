@@ -30,12 +30,11 @@ import logging
 import math
 from datetime import datetime
 
-from telegram import Update
-from telegram.ext import CallbackQueryHandler, CommandHandler
-
+from bot.chat import Inbound
 from bot.context import GridContext
+from bot.engine import Command, OnButton
 from bot.i18n import N_
-from handlers.common import edit_message, esc, local_time, percent, reply, requires
+from handlers.common import esc, local_time, percent, requires
 from handlers.flow import (
     END,
     STALE,
@@ -44,7 +43,6 @@ from handlers.flow import (
     Step,
     Summary,
     add_photo,
-    answer_query,
     button,
     keyboard,
     paged_markup,
@@ -111,11 +109,10 @@ def _labels(context: GridContext, values: list[str], table: dict[str, str]) -> s
 # -- step 1: household ------------------------------------------------------------------------
 
 
-async def ask_household(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(
-        update, context,
+async def ask_household(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(
         context._("🏠 <b>Step 1/7 · Household</b>\nType part of the address (e.g. <code>3栋2单元</code>) to find the household, or add a new one."),
-        reply_markup=keyboard([[button(context._("➕ New household"), draft, "new")]]),
+        markup=keyboard([[button(context._("➕ New household"), draft, "new")]]),
     )
 
 
@@ -135,32 +132,32 @@ async def _results(context: GridContext, draft: dict) -> tuple[str, object]:
     return text, paged_markup(context, draft, choices, page, total, PAGE_SIZE, extra)
 
 
-async def household_text(update: Update, context: GridContext, draft: dict) -> str | None:
-    query = mask_id_numbers(clean_text(update.message.text))[:100]  # an ID number typed here is never kept whole
+async def household_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    query = mask_id_numbers(clean_text(event.text))[:100]  # an ID number typed here is never kept whole
     if len(query) < 1:
-        await reply(update, context, context._("Type at least one character of the address."))
+        await context.reply(context._("Type at least one character of the address."))
         return STAY
     draft["data"].update(query=query, page=0)
     text, markup = await _results(context, draft)
-    await reply(update, context, text, reply_markup=markup)
+    await context.reply(text, markup=markup)
     return STAY
 
 
-async def household_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def household_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     data = draft["data"]
     if action == "new":
         return NEW_ADDRESS
     if action == "page" and arg.isdigit() and "query" in data:
         data["page"] = int(arg)
         text, markup = await _results(context, draft)
-        await edit_message(update, text, reply_markup=markup)
+        await context.edit(text, markup=markup)
         return STAY
     if action == "pick" and arg.isdigit():
         card = await _choose_household(context, draft, int(arg))
         if card is None:
             context.notice = context._("That household is not in your grids (or no longer active).")
             return STAY
-        await edit_message(update, card)
+        await context.edit(card)
         return PEOPLE
     return STALE
 
@@ -178,21 +175,20 @@ async def _choose_household(context: GridContext, draft: dict, household_id: int
     return household_card(context, household, people, last)
 
 
-async def visit_household_button(update: Update, context: GridContext) -> object:
+async def visit_household_button(event: Inbound, context: GridContext) -> object:
     """`vgo:<household>` (the buttons of /due): /visit with that household chosen."""
-    query = update.callback_query
-    await answer_query(query)
-    household_id = int((query.data or "").split(":")[1])
+    await context.toast()
+    household_id = int(event.button.split(":")[1])
 
     async def prefill(draft: dict) -> str | None:
         card = await _choose_household(context, draft, household_id)
         if card is None:
-            await reply(update, context, context._("That household is not in your grids (or no longer active)."))
+            await context.reply(context._("That household is not in your grids (or no longer active)."))
             return None
-        await reply(update, context, card)
+        await context.reply(card)
         return PEOPLE
 
-    return await VISIT_FLOW.start(update, context, prefill)
+    return await VISIT_FLOW.start(event, context, prefill)
 
 
 def household_card(context: GridContext, household: HouseholdRow, people: list[ResidentRow], last: datetime | None) -> str:
@@ -209,15 +205,15 @@ def household_card(context: GridContext, household: HouseholdRow, people: list[R
     return "\n".join(lines)
 
 
-async def ask_new_address(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("➕ Type the new household's address as building/unit/room, e.g. <code>3栋2单元501</code>."))
+async def ask_new_address(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("➕ Type the new household's address as building/unit/room, e.g. <code>3栋2单元501</code>."))
 
 
-async def new_address_text(update: Update, context: GridContext, draft: dict) -> str | None:
+async def new_address_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
     try:
-        address = validate_address(update.message.text)
+        address = validate_address(event.text)
     except RuleError as err:
-        await reply(update, context, rule_message(context, err, RULE_MESSAGES))
+        await context.reply(rule_message(context, err, RULE_MESSAGES))
         return STAY
     data = draft["data"]
     async with context.db.session() as session:
@@ -228,8 +224,8 @@ async def new_address_text(update: Update, context: GridContext, draft: dict) ->
         rows = [[button(f"🏠 {h.address} · {h.grid_code}", draft, "pick", h.id)] for h in existing]
         if len(existing) < len(data["grid_ids"]):
             rows.append([button(context._("➕ A new household in another grid"), draft, "elsewhere")])
-        await reply(update, context, context._("🏠 «{address}» is already registered. Tap it to visit that household, or type another address.").format(
-            address=esc(address)), reply_markup=keyboard(rows))
+        await context.reply(context._("🏠 «{address}» is already registered. Tap it to visit that household, or type another address.").format(
+            address=esc(address)), markup=keyboard(rows))
         return STAY
     return _new_household(data, address)
 
@@ -243,26 +239,26 @@ def _new_household(data: dict, address: str) -> str:
     return NEW_GRID
 
 
-async def new_address_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def new_address_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     data = draft["data"]
     if action == "pick":
-        return await household_button(update, context, draft, "pick", arg)  # checks the household is in the worker's grids
+        return await household_button(event, context, draft, "pick", arg)  # checks the household is in the worker's grids
     if action == "elsewhere" and data.get("typed_address") and len(data.get("taken_grids", [])) < len(data["grid_ids"]):
         return _new_household(data, data["typed_address"])
     return STALE
 
 
-async def ask_new_grid(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_new_grid(event: Inbound, context: GridContext, draft: dict) -> None:
     data = draft["data"]
     async with context.db.session() as session:
         grids = await grids_by_ids(session, [g for g in data["grid_ids"] if g not in data.get("taken_grids", [])])
-    await reply(
-        update, context, context._("Which grid is this household in?"),
-        reply_markup=keyboard([[button(f"{g.code} · {g.name}", draft, "grid", g.id)] for g in grids]),
+    await context.reply(
+        context._("Which grid is this household in?"),
+        markup=keyboard([[button(f"{g.code} · {g.name}", draft, "grid", g.id)] for g in grids]),
     )
 
 
-async def new_grid_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def new_grid_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     data = draft["data"]
     if action != "grid" or not arg.isdigit() or int(arg) not in data["grid_ids"] or int(arg) in data.get("taken_grids", []):
         return STALE
@@ -270,107 +266,107 @@ async def new_grid_button(update: Update, context: GridContext, draft: dict, act
     async with context.db.session() as session:
         (grid,) = await grids_by_ids(session, [int(arg)])
     data["grid_code"] = grid.code
-    await edit_message(update, context._("Grid: {grid}").format(grid=esc(f"{grid.code} · {grid.name}")))
+    await context.edit(context._("Grid: {grid}").format(grid=esc(f"{grid.code} · {grid.name}")))
     return NEW_TAGS
 
 
-async def ask_new_tags(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_new_tags(event: Inbound, context: GridContext, draft: dict) -> None:
     tags = draft["data"]["new_household"]["tags"]
-    await reply(update, context, context._("Tags for this household (optional): tap to toggle, then Done."),
-                reply_markup=toggle_markup(context, draft, HOUSEHOLD_TAGS, tags, TAG_LABELS))
+    await context.reply(context._("Tags for this household (optional): tap to toggle, then Done."),
+                markup=toggle_markup(context, draft, HOUSEHOLD_TAGS, tags, TAG_LABELS))
 
 
-async def new_tags_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def new_tags_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     tags = draft["data"]["new_household"]["tags"]
     if action == "t":
-        return await toggle(update, context, draft, arg, HOUSEHOLD_TAGS, tags, TAG_LABELS)
+        return await toggle(event, context, draft, arg, HOUSEHOLD_TAGS, tags, TAG_LABELS)
     if action == "done":
-        return await new_tags_done(update, context, draft)
+        return await new_tags_done(event, context, draft)
     return STALE
 
 
-async def new_tags_done(update: Update, context: GridContext, draft: dict) -> str | None:
+async def new_tags_done(event: Inbound, context: GridContext, draft: dict) -> str | None:
     return PEOPLE
 
 
 # -- steps 2-6 --------------------------------------------------------------------------------
 
 
-async def ask_people(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("👥 <b>Step 2/7 · People met</b>\nHow many people did you meet? Send a number from 0 to 20."))
+async def ask_people(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("👥 <b>Step 2/7 · People met</b>\nHow many people did you meet? Send a number from 0 to 20."))
 
 
-async def people_text(update: Update, context: GridContext, draft: dict) -> str | None:
-    count = parse_count(update.message.text)  # 2, ２, 2人, 两个, 三人, 十二位
+async def people_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    count = parse_count(event.text)  # 2, ２, 2人, 两个, 三人, 十二位
     if count is None or not 0 <= count <= MAX_PEOPLE_MET:
-        await reply(update, context, context._("Please send a number from 0 to {max}, e.g. 2.").format(max=MAX_PEOPLE_MET))
+        await context.reply(context._("Please send a number from 0 to {max}, e.g. 2.").format(max=MAX_PEOPLE_MET))
         return STAY
     draft["data"]["people_met"] = count
     return SITUATION
 
 
-async def ask_situation(update: Update, context: GridContext, draft: dict) -> None:
+async def ask_situation(event: Inbound, context: GridContext, draft: dict) -> None:
     chosen = draft["data"].setdefault("situations", [])
-    await reply(update, context, context._("📋 <b>Step 3/7 · Situation</b>\nTap every situation that applies, then Done."),
-                reply_markup=toggle_markup(context, draft, SITUATIONS, chosen, SITUATION_LABELS))
+    await context.reply(context._("📋 <b>Step 3/7 · Situation</b>\nTap every situation that applies, then Done."),
+                markup=toggle_markup(context, draft, SITUATIONS, chosen, SITUATION_LABELS))
 
 
-async def situation_button(update: Update, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
+async def situation_button(event: Inbound, context: GridContext, draft: dict, action: str, arg: str) -> str | None:
     chosen = draft["data"].setdefault("situations", [])
     if action == "t":
-        return await toggle(update, context, draft, arg, SITUATIONS, chosen, SITUATION_LABELS)
+        return await toggle(event, context, draft, arg, SITUATIONS, chosen, SITUATION_LABELS)
     if action == "done":
         if not chosen:
             context.notice = context._("Choose at least one situation.")
             return STAY
-        await edit_message(update,
-            context._("📋 Situation: {situations}").format(situations=_labels(context, chosen, SITUATION_LABELS))
+        await context.edit(context._("📋 Situation: {situations}").format(situations=_labels(context, chosen, SITUATION_LABELS))
         )
         return NOTES
     return STALE
 
 
-async def ask_notes(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("📝 <b>Step 4/7 · Notes</b>\nWrite what you found, or /skip."))
+async def ask_notes(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("📝 <b>Step 4/7 · Notes</b>\nWrite what you found, or /skip."))
 
 
-async def notes_text(update: Update, context: GridContext, draft: dict) -> str | None:
-    notes = clean_text(update.message.text)
+async def notes_text(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    notes = clean_text(event.text)
     if len(notes) > MAX_NOTES:
-        await reply(update, context, context._("Notes can be at most {max} characters; yours has {n}. Please shorten them.").format(max=MAX_NOTES, n=len(notes)))
+        await context.reply(context._("Notes can be at most {max} characters; yours has {n}. Please shorten them.").format(max=MAX_NOTES, n=len(notes)))
         return STAY
     draft["data"]["notes"] = mask_id_numbers(notes) or None
     return PHOTOS
 
 
-async def notes_skip(update: Update, context: GridContext, draft: dict) -> str | None:
+async def notes_skip(event: Inbound, context: GridContext, draft: dict) -> str | None:
     draft["data"]["notes"] = None
     return PHOTOS
 
 
-async def ask_photos(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("📷 <b>Step 5/7 · Photos</b>\nSend photos of the visit (none is fine), then /done."))
+async def ask_photos(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("📷 <b>Step 5/7 · Photos</b>\nSend photos of the visit (none is fine), then /done."))
 
 
-async def photo_received(update: Update, context: GridContext, draft: dict) -> str | None:
-    return await add_photo(update, context, draft["data"].setdefault("photos", []), MAX_PHOTOS)
+async def photo_received(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    return await add_photo(event, context, draft["data"].setdefault("photos", []), MAX_PHOTOS)
 
 
-async def photos_done(update: Update, context: GridContext, draft: dict) -> str | None:
+async def photos_done(event: Inbound, context: GridContext, draft: dict) -> str | None:
     return LOCATION
 
 
-async def ask_location(update: Update, context: GridContext, draft: dict) -> None:
-    await reply(update, context, context._("📍 <b>Step 6/7 · Location</b>\nShare your location (📎 → Location), or /skip."))
+async def ask_location(event: Inbound, context: GridContext, draft: dict) -> None:
+    await context.reply(context._("📍 <b>Step 6/7 · Location</b>\nShare your location (📎 → Location), or /skip."))
 
 
-async def location_received(update: Update, context: GridContext, draft: dict) -> str | None:
-    loc = update.message.location
-    draft["data"].update(latitude=loc.latitude, longitude=loc.longitude)
+async def location_received(event: Inbound, context: GridContext, draft: dict) -> str | None:
+    assert event.location is not None
+    latitude, longitude = event.location
+    draft["data"].update(latitude=latitude, longitude=longitude)
     return CONFIRM
 
 
-async def location_skip(update: Update, context: GridContext, draft: dict) -> str | None:
+async def location_skip(event: Inbound, context: GridContext, draft: dict) -> str | None:
     draft["data"].update(latitude=None, longitude=None)
     return CONFIRM
 
@@ -413,7 +409,7 @@ def _on_edit(draft: dict, step: str) -> None:
         draft["data"]["photos"] = []  # editing photos means sending the set again
 
 
-async def _save(update: Update, context: GridContext, draft: dict) -> str | None:
+async def _save(event: Inbound, context: GridContext, draft: dict) -> str | None:
     d, member = draft["data"], context.member
     assert member is not None
     visit = VisitDraft(
@@ -437,36 +433,35 @@ async def _save(update: Update, context: GridContext, draft: dict) -> str | None
                                               context._("Replaced by visit #{id} (edited right after saving)").format(id=visit_id))
     # The record is committed; whatever happens to the replies below, it stays saved once.
 
-    await tell_outcome(update, context, draft, [(
+    await tell_outcome(event, context, draft, [(
         context._("✅ Visit #{id} saved. Thank you! /visit logs the next one, /my shows your figures.").format(id=visit_id),
         with_row(visit_report_markup(context, visit_id, d["situations"]), undo_row(context, "visit", visit_id)),
     )], summary=summary_text(context, draft) + "\n\n" + context._("✅ Saved as visit #{id}.").format(id=visit_id))
     return END
 
 
-async def edit_saved_button(update: Update, context: GridContext) -> object:
+async def edit_saved_button(event: Inbound, context: GridContext) -> object:
     """`aft:visit:<id>:edit` (a saved confirmation, within the undo window): the visit back in its
     summary, to change any field; saving it replaces the saved one (voided, with the reason)."""
-    query = update.callback_query
     member = context.member
-    visit_id = int((query.data or "").split(":")[2])
+    visit_id = int(event.button.split(":")[2])
     async with context.db.session() as session:
         record = await corrections.find_record(session, "visit", visit_id)
         saved = await get_visit(session, visit_id)
     if not corrections.undo_open(member, record, clock.now()):
-        await answer_query(query, undo_closed_text(context, "visit", visit_id), alert=True)
+        await context.toast(undo_closed_text(context, "visit", visit_id), alert=True)
         return END
 
     async def prefill(draft: dict) -> str | None:
         if await _choose_household(context, draft, saved.household_id) is None:
-            await reply(update, context, context._("That household is not in your grids (or no longer active)."))
+            await context.reply(context._("That household is not in your grids (or no longer active)."))
             return None
         draft["data"].update(visited_at=saved.visited_at.isoformat(), people_met=saved.people_met, situations=list(saved.situations),
                              notes=saved.notes, photos=list(saved.photos), latitude=saved.latitude, longitude=saved.longitude, replaces=visit_id)
         return CONFIRM
 
-    state = await VISIT_FLOW.start(update, context, prefill)
-    await answer_query(query)
+    state = await VISIT_FLOW.start(event, context, prefill)
+    await context.toast()
     return state
 
 
@@ -484,13 +479,13 @@ SUMMARY = Summary(text=summary_text, fields=_editable, save=_save, on_edit=_on_e
 # -- the flow ---------------------------------------------------------------------------------
 
 
-async def begin(update: Update, context: GridContext) -> dict | None:
+async def begin(event: Inbound, context: GridContext) -> dict | None:
     member = context.member
     assert member is not None
     async with context.db.session() as session:
         grid_ids = await scope_grid_ids(session, member)
     if not grid_ids:
-        await reply(update, context, context._("You have no grid yet, so there are no households to visit. Ask an administrator to assign you a grid."))
+        await context.reply(context._("You have no grid yet, so there are no households to visit. Ask an administrator to assign you a grid."))
         return None
     return {"grid_ids": grid_ids, "visited_at": clock.now().isoformat(), "situations": [], "photos": []}
 
@@ -501,8 +496,8 @@ VISIT_FLOW = register_flow(Flow(
     command="visit",
     confirm=CONFIRM,
     begin=begin,
-    entry=[CallbackQueryHandler(visit_household_button, pattern=r"^vgo:\d{1,12}$"),
-           CallbackQueryHandler(edit_saved_button, pattern=r"^aft:visit:\d{1,12}:edit$")],
+    entry=[OnButton(r"^vgo:\d{1,12}$", visit_household_button),
+           OnButton(r"^aft:visit:\d{1,12}:edit$", edit_saved_button)],
     steps=[
         Step(HOUSEHOLD, ask_household, N_("part of an address to search, or a button"), on_text=household_text, on_button=household_button),
         Step(NEW_ADDRESS, ask_new_address, N_("the new household's address as text"), on_text=new_address_text, on_button=new_address_button,
@@ -523,7 +518,7 @@ VISIT_FLOW = register_flow(Flow(
 
 
 @requires(Role.WORKER, Role.SUPERVISOR, Role.ADMIN)
-async def my_command(update: Update, context: GridContext) -> None:
+async def my_command(event: Inbound, context: GridContext) -> None:
     member = context.member
     assert member is not None
     async with context.db.session() as session:
@@ -558,7 +553,7 @@ async def my_command(update: Update, context: GridContext) -> None:
     if not summary.grids:
         lines += ["", context._("You have no grid assigned.")]
     lines += ["", *my_reports_lines(context, reports, total, summary.half_label)]
-    await reply(update, context, "\n".join(lines))
+    await context.reply("\n".join(lines))
 
 
 def my_reports_lines(context: GridContext, reports: list, total: int, half: str) -> list[str]:  # noqa: ANN001
@@ -574,4 +569,4 @@ def my_reports_lines(context: GridContext, reports: list, total: int, half: str)
 
 
 FLOWS = [VISIT_FLOW]
-HANDLERS = [CommandHandler("my", my_command)]
+HANDLERS = [Command("my", my_command)]

@@ -1,6 +1,6 @@
 """`gridbot console`: try gridbot in a terminal, with demo data and no Telegram token.
 
-The sandbox runs the real Application (`bot.app.build_application`: every handler, the database
+The sandbox runs the real Application (`bot.channels.telegram.build_application`: every handler, the database
 persistence, the job queue) exactly as `gridbot run` does, long polling over loopback HTTP — only
 the Bot API server is the in-memory one of `sandbox.localapi`, started here on 127.0.0.1 (a free port),
 and the database is a demo one (`sandbox.demo`), in a temporary folder unless `--db PATH` is given.
@@ -528,7 +528,7 @@ def _setup_logging(path: Path, level: str) -> None:
 async def run(db_path: Path | None, language: str | None, stdin: TextIO, out: TextIO) -> int:
     from telegram.request import HTTPXRequest
 
-    from bot.app import allowed_updates, build_application
+    from bot.channels.telegram import allowed_updates, build_application
     from handlers import on_startup
     from sandbox import demo
 

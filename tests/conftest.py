@@ -16,7 +16,7 @@ from sqlalchemy import text
 from telegram import Update
 from telegram.request import HTTPXRequest
 
-from bot.app import GridApplication, build_application
+from bot.channels.telegram import GridApplication, build_application
 from bot.db import Database, upgrade
 from bot.settings import Settings
 from models import clock, metadata

@@ -18,7 +18,7 @@ from telegram.ext import TypeHandler
 from telegram.request import HTTPXRequest
 
 from bot import delivery
-from bot.app import GridApplication, allowed_updates, build_application
+from bot.channels.telegram import GridApplication, allowed_updates, build_application
 from bot.db import Database
 from bot.settings import Settings
 from models import clock, outbox

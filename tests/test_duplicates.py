@@ -16,7 +16,7 @@ from sqlmodel import func, select
 from telegram import Update
 from telegram.ext import TypeHandler
 
-from bot.app import GridApplication
+from bot.channels.telegram import GridApplication
 from bot.db import Database
 from models import clock, state
 from models.tables import ProcessedUpdate

@@ -186,7 +186,7 @@ async def test_lang_switch_changes_replies_and_menu(app, api, db):
 
 
 async def test_default_menu_for_guests(app, api):
-    from bot.app import GridApplication  # noqa: F401
+    from bot.channels.telegram import GridApplication  # noqa: F401
     from handlers import on_startup
 
     await on_startup(app)
