@@ -50,6 +50,11 @@ class GridContext:
     def args(self) -> list[str]:
         return self.event.args if self.event is not None else []
 
+    @args.setter
+    def args(self, value: list[str]) -> None:
+        if self.event is not None:
+            self.event.args = value
+
     def _(self, message: str) -> str:
         """Translate into the caller's language."""
         return gettext_for(self.lang)(message)

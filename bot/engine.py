@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Inbound, GridContext], Awaitable[object]]
 PROCESSED_KEEP = timedelta(hours=48)
 PRUNE_EVERY = timedelta(hours=1)
+FLUSH_EVERY = timedelta(seconds=5)  # how soon a state whose write failed is tried again without a new event
 RECENT_EVENTS = 4096  # event ids remembered in memory (the database remembers them all, for 48 hours)
 
 
@@ -200,6 +201,34 @@ class Engine:
             raise
         if prune:
             self._pruned_at = now
+
+    async def flush(self) -> None:
+        """Write whatever an earlier failed write left (also every FLUSH_EVERY while running)."""
+        await self.write()
+
+    def start(self) -> None:
+        async def flusher() -> None:
+            while True:
+                await asyncio.sleep(FLUSH_EVERY.total_seconds())
+                if self._pending or self._processed:
+                    try:
+                        await self.flush()
+                    except Exception:  # noqa: BLE001 - kept for the next round
+                        log.warning("could not write the pending states; trying again in %s s", FLUSH_EVERY.total_seconds(), exc_info=True)
+
+        self._flusher = asyncio.ensure_future(flusher())
+
+    async def stop(self) -> None:
+        """Stop the timers and the flusher; one last try at what is pending."""
+        self.stop_timers()
+        flusher = getattr(self, "_flusher", None)
+        if flusher is not None:
+            flusher.cancel()
+            self._flusher = None
+        try:
+            await self.flush()
+        except Exception:  # noqa: BLE001
+            log.warning("could not write the pending states on the way down", exc_info=True)
 
     # -- handled once -------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ async def on_error(event: Inbound | None, context: GridContext) -> None:
     exc = context.error
     assert exc is not None
     event_id = event.event_id if event is not None else None
-    log.error("error while handling event %s: %s", event_id, error_kind(exc), exc_info=exc)
+    log.error("error while handling update %s: %s", event_id, error_kind(exc), exc_info=exc)
     if event is not None:
         context.lang = await _language_of(context, event)
         # Busy/locked, a dropped connection, a deadlock: the event's transaction was rolled back

@@ -18,7 +18,7 @@ from bot.context import GridContext
 from bot.engine import Command, OnButton
 from bot.i18n import N_, gettext_for
 from bot.settings import SUPPORTED_LANGUAGES
-from handlers.common import esc, not_registered_text, role_name
+from handlers.common import address_of, esc, not_registered_text, role_name
 from handlers.flow import END, STAY, Flow, Step, keyboard, register_flow, rule_message, tell_outcome, timed_out_flow
 from models.errors import RuleError
 from models.tables import Role
@@ -134,7 +134,7 @@ async def set_menu(context: GridContext, member: Member, language: str) -> None:
         return
     t = gettext_for(language)
     try:
-        await context.channel.set_commands(context.address, [(c, t(d)) for c, d in commands_for(member.role)])
+        await context.channel.set_commands(address_of(member), [(c, t(d)) for c, d in commands_for(member.role)])
     except ChannelError:
         log.warning("could not set the command menu of user %s", member.id)
 

@@ -209,5 +209,19 @@ class Tg:
         return self.app.user_data.get(self.user_id, {}).get("draft")
 
 
+def record_handled(app: GridApplication) -> list[int]:
+    """The update ids that reached the handlers (past the engine's handled-once check), in order:
+    a duplicate would appear twice."""
+    seen: list[int] = []
+    gate = app.engine.routes.gate
+
+    async def record(event, context) -> None:  # noqa: ANN001
+        seen.append(int(event.event_id))
+        await gate(event, context)
+
+    app.engine.routes.gate = record
+    return seen
+
+
 def texts(messages: list[dict]) -> str:
     return "\n".join(m.get("text", "") for m in messages)

@@ -11,7 +11,6 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
-from telegram.ext import CommandHandler, ConversationHandler
 
 from models import clock, metadata
 from models.patrols import Finding, Patrol
@@ -39,14 +38,9 @@ FLOW_ONLY = {"note": (Role.WORKER, Role.SUPERVISOR, Role.ADMIN)}  # opened from 
 
 
 def registered_commands(app) -> set[str]:  # noqa: ANN001
-    found: set[str] = set()
-    for handlers in app.handlers.values():
-        for handler in handlers:
-            candidates = list(handler.entry_points) if isinstance(handler, ConversationHandler) else [handler]
-            for h in candidates:
-                if isinstance(h, CommandHandler):
-                    found |= set(h.commands)
-    return found
+    from handlers import commands
+
+    return commands()
 
 
 def allowed_roles(command: str) -> tuple[Role, ...]:

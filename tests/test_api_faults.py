@@ -13,8 +13,6 @@ from datetime import timedelta
 
 import pytest
 from sqlmodel import func, select
-from telegram import Update
-from telegram.ext import TypeHandler
 from telegram.request import HTTPXRequest
 
 from bot import delivery
@@ -26,7 +24,7 @@ from models.issues import Issue, IssueEvent
 from models.patrols import Patrol, Shop
 from models.tables import ProcessedUpdate, User, Visit
 from sandbox.localapi import LocalBotAPI, LocalBotAPIServer, buttons
-from tests.conftest import ADMIN_ID, TOKEN, Tg
+from tests.conftest import ADMIN_ID, TOKEN, Tg, record_handled
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B, seed
 from tests.seed_issues import WORKER_A2, put_issue, seed_issues
 from tests.seed_patrols import seed_patrols
@@ -78,12 +76,7 @@ async def polling(settings: Settings, db: Database, api: LocalBotAPI) -> AsyncIt
     s = settings.model_copy(update={"telegram_api_base_url": server.base_url, "telegram_file_base_url": server.file_base_url})
     app = build_application(s, db=db, request=HTTPXRequest(connection_pool_size=8, read_timeout=1.0),
                             updates_request=HTTPXRequest(read_timeout=1.0))
-    handled: list[int] = []
-
-    async def record(update: Update, _context) -> None:  # noqa: ANN001
-        handled.append(update.update_id)
-
-    app.add_handler(TypeHandler(Update, record), group=-2)
+    handled = record_handled(app)
     await app.initialize()
     await app.start()
     await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=allowed_updates())
@@ -419,8 +412,6 @@ async def test_a_save_redelivered_after_a_crash_is_confirmed_by_the_outbox_only(
     api.clear_faults()
     # As if the state write after that update had never happened (the process died first).
     fapp.user_data[WORKER_A]["draft"] = draft
-    conv = next(h for h in fapp.handlers[0] if getattr(h, "name", None) == "visit")
-    conv._conversations[(WORKER_A, WORKER_A)] = "CONFIRM"  # noqa: SLF001
     out = await u.press_data(save, summary)
     assert out == [] and await count(db, Visit) == 1 and u.draft is None
     assert await drain_all(fapp) == 1

@@ -516,7 +516,7 @@ async def test_a_chat_state_write_refused_by_a_lock_is_kept_and_written_later(se
             assert await persisted_step(fast_db, WORKER_A) == "PEOPLE"  # not written yet
         finally:
             lock.release()
-        await app.update_persistence()  # PTB's timer makes this round every few seconds
+        await app.engine.flush()  # the engine's own round does this every few seconds
         assert await persisted_step(fast_db, WORKER_A) == "SITUATION"
     finally:
         await stop_app(app)

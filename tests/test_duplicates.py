@@ -14,14 +14,13 @@ from datetime import timedelta
 import pytest
 from sqlmodel import func, select
 from telegram import Update
-from telegram.ext import TypeHandler
 
 from bot.channels.telegram import GridApplication
 from bot.db import Database
 from models import clock, state
 from models.tables import ProcessedUpdate
 from sandbox.localapi import buttons
-from tests.conftest import ADMIN_ID, TOKEN, Tg, make_app, stop_app
+from tests.conftest import ADMIN_ID, TOKEN, Tg, make_app, record_handled, stop_app
 from tests.seed import SUPERVISOR_A, WORKER_A, seed
 from tests.seed_issues import seed_issues
 from tests.seed_patrols import seed_patrols
@@ -35,14 +34,7 @@ WHO = {"first_name": "Test", "language_code": "en"}
 
 
 def recorder(app: GridApplication) -> list[int]:
-    """The update ids that reached the handlers, in order (a duplicate would appear twice)."""
-    seen: list[int] = []
-
-    async def record(update: Update, _context) -> None:  # noqa: ANN001
-        seen.append(update.update_id)
-
-    app.add_handler(TypeHandler(Update, record), group=-2)
-    return seen
+    return record_handled(app)
 
 
 async def processed_rows(db: Database) -> int:
@@ -229,8 +221,8 @@ async def test_the_update_id_is_written_with_the_chat_state_or_not_at_all(settin
     assert len(u.draft["data"]["photos"]) == 1  # in memory only
     assert await processed_rows(db) == rows  # the id was not written without the state
     # The process dies here: what it still held in memory is gone.
-    app.persistence._staged.clear()  # noqa: SLF001
-    app.persistence._processed.clear()  # noqa: SLF001
+    app.engine._pending.clear()  # noqa: SLF001
+    app.engine._processed.clear()  # noqa: SLF001
     monkeypatch.setattr(state, "put", real_put)
     await stop_app(app)
 
@@ -281,8 +273,8 @@ async def test_handled_ids_are_kept_48_hours_then_pruned(app, api, db):
     assert await processed_rows(db) == 1
     clock.advance(timedelta(hours=47))
     assert await u.raw(old) == []  # still remembered
-    app.__dict__["_recent_updates"].clear()  # as after a restart: the database must answer
-    app.__dict__["_high_water"] = None
+    app.engine._recent.clear()  # noqa: SLF001 - as after a restart: the database must answer
+    app.engine._high_water.clear()  # noqa: SLF001
     assert await u.raw(old) == []
     clock.advance(timedelta(hours=2))  # 49 hours: no longer kept (Telegram keeps an update 24 hours)
     await u.send("/help")  # the next write prunes
@@ -297,11 +289,11 @@ async def test_with_the_database_unreachable_for_the_check_the_update_is_still_h
     handled = recorder(app)
     u = Tg(app, api, WORKER_A)
     await u.send("/help")
-    app.__dict__["_high_water"] = None
+    app.engine._high_water.clear()  # noqa: SLF001
 
     async def down(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise ConnectionError("database down")
 
-    monkeypatch.setattr(app.persistence, "highest_processed", down)
+    monkeypatch.setattr(state, "highest_processed", down)
     out = await u.send("/help")
     assert "Your commands" in out[-1]["text"] and len(handled) == 2

@@ -617,15 +617,9 @@ async def test_hostile_input_with_no_form_open(app, api, db, kind, value):
 
 
 def all_commands(app) -> list[str]:  # noqa: ANN001
-    from telegram.ext import CommandHandler, ConversationHandler
+    from handlers import commands
 
-    found: set[str] = set()
-    for handlers in app.handlers.values():
-        for h in handlers:
-            for sub in ([*h.entry_points, *h.fallbacks] if isinstance(h, ConversationHandler) else [h]):
-                if isinstance(sub, CommandHandler):
-                    found |= set(sub.commands)
-    return sorted(found - {"start"})  # /start CODE is the registration flow, walked above
+    return sorted((commands() | {"cancel"}) - {"start"})  # /start CODE is the registration flow, walked above
 
 
 ARGS = st.one_of(TEXTS, st.lists(st.sampled_from(["G01", "G02", "2026H1", "2026-05", "王芳", "#1", "worker", "half", "20", "visits", "\u0000",

@@ -427,8 +427,6 @@ async def test_redelivered_confirm_after_crash_saves_once(app, api, db):
     save = next(d for t, d in buttons(summary) if "Save" in t)
     await u.press_data(save, summary)
     app.user_data[WORKER_A]["draft"] = draft
-    conv = next(h for h in app.handlers[0] if getattr(h, "name", None) == "patrol")
-    conv._conversations[(WORKER_A, WORKER_A)] = "CONFIRM"
     out = await u.press_data(save, summary)
     assert len(await rows(db, Patrol)) == 1 and "saved" in texts(out)
 

@@ -47,8 +47,7 @@ async def test_forget_me_needs_confirmation_and_acts_once(app, api, db):
     await worker.send("/visit")  # a draft in the persisted user data
     await worker.send("/cancel")
     app.user_data[WORKER_A]["note"] = "private"
-    app.mark_data_for_update_persistence(user_ids=WORKER_A)
-    await app.update_persistence()
+    await app.engine.write(("telegram", str(WORKER_A)))
     assert await persisted_user_data(db, WORKER_A)
 
     out = await worker.send("/forget_me")

@@ -212,6 +212,15 @@ class GridApplication(Application):
     engine: Engine
     channels: dict[str, TelegramChannel]
 
+    async def initialize(self) -> None:
+        await super().initialize()
+        await self.engine.load(NAME)  # every stored state, and the open drafts' timers
+        self.engine.start()
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        await super().stop()
+
     async def process_update(self, update: object) -> None:
         if not isinstance(update, Update):
             return
@@ -287,12 +296,10 @@ def build_application(
 async def _post_init(app: Application) -> None:
     from handlers import on_startup
 
-    await app.engine.load(NAME)  # type: ignore[attr-defined]
     await on_startup(app)  # type: ignore[arg-type]
 
 
 async def _post_shutdown(app: Application) -> None:
-    app.engine.stop_timers()  # type: ignore[attr-defined]
     await app.db.dispose()  # type: ignore[attr-defined]
 
 
