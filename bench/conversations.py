@@ -194,7 +194,7 @@ async def _run_gridbot(url: str, workers: int, visits: int, households_per_grid:
     for job in app.job_queue.jobs():
         job.schedule_removal()
     if diagnostic == "no-state-write":
-        app.update_persistence = _noop  # the instance attribute shadows GridApplication.update_persistence
+        app.engine.write = _noop  # the instance attribute shadows Engine.write: no state written
     times: list[float] = []
     failed: list[str] = []
     retried: list[int] = []
