@@ -287,10 +287,20 @@ def build_application(
 
     from handlers import routes
 
+    app.add_error_handler(_on_polling_error)  # every update goes to the engine, which handles its own errors
     app.channels = {NAME: TelegramChannel(app)}
     app.engine = Engine(app, routes())
     app.engine.routes.channels = dict(app.channels)
     return app
+
+
+async def _on_polling_error(update: object, context) -> None:  # noqa: ANN001
+    """What PTB itself meets outside any update: getUpdates failing (PTB retries it), a webhook fault."""
+    exc = context.error
+    if isinstance(exc, TelegramError) and is_transient(exc):
+        log.warning("Telegram failed while fetching updates: %s; PTB tries again", exc)
+    else:
+        log.error("error outside any update", exc_info=exc)
 
 
 async def _post_init(app: Application) -> None:
