@@ -101,11 +101,6 @@ class Buttons:
         """As stored with an outbox row."""
         return {"buttons": [[[b.text, b.data] for b in row] for row in self.rows]}
 
-    @staticmethod
-    def from_payload(payload: dict | None) -> Buttons | None:
-        rows = (payload or {}).get("buttons") or []
-        return Buttons.of([[Button(t, d) for t, d in row] for row in rows]) if rows else None
-
 
 @dataclass(frozen=True)
 class AskContact:
@@ -168,7 +163,11 @@ class Channel(Protocol):
 
     async def download(self, file: FileRef) -> bytes: ...
 
-    async def set_commands(self, address: str, commands: list[tuple[str, str]] | None) -> None: ...
+    async def set_commands(self, address: str | None, commands: list[tuple[str, str]] | None, language: str | None = None) -> None:
+        """A person's command menu (`address` None: the guests'), or None to clear it."""
+
+    def join_link(self, code: str) -> str | None:
+        """A link that opens the bot with an invitation code, where the platform has such links."""
 
 
 _TAG = re.compile(r"<[^>]+>")

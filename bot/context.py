@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from bot.chat import Buttons, Channel, ChannelError, Inbound, Markup, Refused
+from bot.chat import Channel, ChannelError, Inbound, Markup, Refused
 from bot.i18n import gettext_for, ngettext_for
 
 if TYPE_CHECKING:
@@ -124,6 +124,3 @@ class GridContext:
     async def send_to(self, address: str, text: str, markup: Markup = None) -> str | None:
         """Send to another person on this channel (raises ChannelError)."""
         return await self.channel.send(address, text, markup)
-
-    def buttons_of(self, markup: Markup) -> Buttons | None:
-        return markup if isinstance(markup, Buttons) else None

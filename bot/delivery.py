@@ -45,6 +45,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot import wecom
+from bot.chat import Button, Buttons
 from models import clock, outbox
 from models.outbox import NewMessage, Row
 
@@ -75,7 +76,8 @@ def tg(chat_id: int) -> str:
 
 
 def buttons_payload(rows: list[list[tuple[str, str]]]) -> dict:
-    return {"buttons": [[[text, data] for text, data in row] for row in rows]}
+    """Buttons as an outbox row keeps them (the format is bot.chat.Buttons.payload's)."""
+    return Buttons.of([[Button(text, data) for text, data in row] for row in rows]).payload()
 
 
 @dataclass

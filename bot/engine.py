@@ -81,7 +81,8 @@ class FlowRoutes(Protocol):
     def entry(self, event: Inbound) -> Handler | None:
         """The handler that opens this flow for an event (its command, its buttons)."""
 
-    def timer_due(self, ctx: GridContext, draft: dict) -> datetime: ...
+    def timer_due(self, settings, draft: dict) -> datetime:  # noqa: ANN001 - bot.settings.Settings
+        """When the draft expires if nothing happens meanwhile."""
 
     async def on_timer(self, ctx: GridContext, draft: dict) -> None:
         """The draft's timer fired: close it if it has really expired."""
@@ -143,8 +144,6 @@ class Engine:
         self._recent: OrderedDict[tuple[int, int], str] = OrderedDict()
         self._high_water: dict[int, int] = {}
         self._pruned_at: datetime | None = None
-        self._loaded: set[str] = set()
-        self.active = 0  # events being handled right now (for the benchmark and the soak)
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -156,7 +155,6 @@ class Engine:
         for key, data in rows.items():
             if isinstance(data, dict):
                 self.states.setdefault((channel, key), data)
-        self._loaded.add(channel)
         for (ch, key), data in list(self.states.items()):
             if ch == channel and data.get("draft"):
                 self.start_timer((ch, key), minimum=timedelta(seconds=1))
@@ -261,11 +259,8 @@ class Engine:
 
     # -- one person at a time -------------------------------------------------------------------------
 
-    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
-        return self._locks.setdefault(key, asyncio.Lock())
-
     async def _locked(self, key: tuple[str, str], work: Callable[[], Awaitable[None]]) -> None:
-        lock = self._lock(key)
+        lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             async with lock:
@@ -286,7 +281,6 @@ class Engine:
                 log.info("event %s was delivered again; it was handled already, so it is skipped", event.event_id)
                 return
             self._remember(event)
-        self.active += 1
         ctx = GridContext(self.app, channel, event, self.state(*key))
         try:
             try:
@@ -300,30 +294,31 @@ class Engine:
                 ctx.error = exc
                 await self.routes.on_error(event, ctx)
         finally:
-            self.active -= 1
-            if not self.states.get(key):
-                self.states.pop(key, None)
-            if ctx.draft is not None:
-                self.start_timer(key)
-            else:
-                self._cancel_timer(key)
-        processed = (event.dedupe[0], event.dedupe[1], event.digest) if event.dedupe is not None else None
+            processed = (event.dedupe[0], event.dedupe[1], event.digest) if event.dedupe is not None else None
+            await self._save(key, ctx, processed, f"event {event.event_id}")
+
+    async def _save(self, key: tuple[str, str], ctx: GridContext, processed: tuple[int, int, str] | None, what: str) -> None:
+        """After an event or a timeout: the draft's timer set anew (or dropped with the draft), then the
+        state written; a failed write stays pending and goes with the next one."""
+        if not self.states.get(key):
+            self.states.pop(key, None)
+        if ctx.draft is not None:
+            self.start_timer(key)
+        else:
+            self._cancel_timer(key)
         try:
             await self.write(key, processed)
-        except Exception:  # the state stays pending and goes with the next write
-            log.exception("could not write the state after event %s", event.event_id)
+        except Exception:
+            log.exception("could not write the state after %s", what)
 
     # -- timers ------------------------------------------------------------------------------------
 
     def start_timer(self, key: tuple[str, str], minimum: timedelta = timedelta(seconds=1)) -> None:
         draft = self.states.get(key, {}).get("draft")
         flow = self.routes.flows.get(draft["flow"]) if draft else None
-        if flow is None:
+        if flow is None or key[0] not in self.routes.channels:
             return
-        ctx = GridContext(self.app, self.routes.channels[key[0]], None, self.states[key], address=key[1]) if key[0] in self.routes.channels else None
-        if ctx is None:
-            return
-        delay = max(flow.timer_due(ctx, draft) - clock.now(), minimum)
+        delay = max(flow.timer_due(self.app.settings, draft) - clock.now(), minimum)
         self._cancel_timer(key)
         loop = asyncio.get_running_loop()
         self._timers[key] = loop.call_later(delay.total_seconds(), lambda: asyncio.ensure_future(self._fire(key, draft["id"])))
@@ -349,22 +344,6 @@ class Engine:
                 await self.routes.flows[draft["flow"]].on_timer(ctx, draft)
             except Exception:
                 log.exception("the timeout of draft %s failed", draft_id)
-            if ctx.draft is not None:
-                self.start_timer(key)
-            try:
-                await self.write(key)
-            except Exception:
-                log.exception("could not write the state after the timeout of draft %s", draft_id)
+            await self._save(key, ctx, None, f"the timeout of draft {draft_id}")
 
         await self._locked(key, work)
-
-    async def run_for(self, channel: str, user_key: str, work: Callable[[GridContext], Awaitable[None]]) -> None:
-        """Run `work` with a person's context under their lock (outside any event), then write."""
-        key = (channel, user_key)
-
-        async def locked() -> None:
-            ctx = GridContext(self.app, self.routes.channels[channel], None, self.state(*key), address=user_key)
-            await work(ctx)
-            await self.write(key)
-
-        await self._locked(key, locked)

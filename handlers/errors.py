@@ -76,7 +76,7 @@ async def _alert_admins(context: GridContext, exc: BaseException, event_id: str 
         admins = list(context.settings.admin_telegram_ids)
     _ = gettext_for(context.settings.default_language)
     text = _("⚠️ gridbot error {kind} (update {update}). Details are in the log.").format(kind=kind, update=event_id)
-    channel = context.app.channels.get("telegram") if hasattr(context.app, "channels") else None
+    channel = context.app.channels.get("telegram")  # the admins' ids are Telegram ids until identities come
     if channel is None:
         return
     for chat_id in admins:

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from bot.chat import BUTTON, COMMAND, LOCATION, TEXT, Blocked, Button, Buttons, ChannelError, Inbound, Markup, Refused, Transient, plain_text
 from bot.context import GridContext
-from bot.engine import OnButton
+from bot.engine import Handler, OnButton
 from bot.i18n import N_
 from handlers.common import TIMED_OUT_KEY, esc
 from models import clock, outbox
@@ -37,7 +37,6 @@ STALE = "__stale__"  # a step's button handler returns this for an action it doe
 
 StepFn = Callable[[Inbound, GridContext, dict], Awaitable[str | None]]
 ButtonFn = Callable[[Inbound, GridContext, dict, str, str], Awaitable[str | None]]
-Handler = Callable[[Inbound, GridContext], Awaitable[object]]
 
 # Every command that opens a flow; each flow refuses to start while another is open.
 FLOW_COMMANDS: dict[str, str] = {}
@@ -271,11 +270,11 @@ class Flow:
             "touched": clock.now().isoformat(), "lang": context.lang, "editing": False, "rev": 0,
         }
 
-    def timer_due(self, context: GridContext, draft: dict) -> datetime:
-        return datetime.fromisoformat(draft["touched"]) + timedelta(minutes=context.settings.conversation_timeout_minutes)
+    def timer_due(self, settings, draft: dict) -> datetime:  # noqa: ANN001 - bot.settings.Settings
+        return datetime.fromisoformat(draft["touched"]) + timedelta(minutes=settings.conversation_timeout_minutes)
 
     def expired(self, context: GridContext, draft: dict) -> bool:
-        return clock.now() > self.timer_due(context, draft)
+        return clock.now() > self.timer_due(context.settings, draft)
 
     # -- routing (the engine asks) ----------------------------------------------------------------
 
@@ -313,8 +312,6 @@ class Flow:
                 return self._cancel
             if event.command in FLOW_COMMANDS:
                 return self._flow_command_while_open
-            return None
-        if event.edited:
             return None
         if kind == TEXT and step.on_text and not event.forwarded:
             return self._wrap(step, step.on_text)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import warnings
 
 from telegram import (
     BotCommand,
@@ -57,7 +56,6 @@ from bot.media import MediaStore
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-warnings.filterwarnings("ignore", message="If 'per_message=False'", category=UserWarning)
 
 NAME = "telegram"
 CONCURRENT_UPDATES = 64  # updates in flight at once (each person's still one at a time, in order)
