@@ -186,13 +186,12 @@ async def _run_gridbot(url: str, workers: int, visits: int, households_per_grid:
     app = build_application(settings, db=db, request=_request(api), updates_request=_request(api))
     if not rate_limited:
         app.bot._rate_limiter = None  # noqa: SLF001 - the benchmark's own comparison, not the app's behaviour
-    await app.initialize()
-    await app.start()
+    await app.runtime.start(startup=False)
     # The scheduled runs (reminders at 08:37/09:07 Asia/Shanghai, the Monday digest), the outbox drain
     # and the lease fire on the wall clock: on the city database a reminder run mid-measurement would
     # add a city-wide fan-out (and buttons in the workers' chats) to the figures. Benchmark 3 times them.
-    for job in app.job_queue.jobs():
-        job.schedule_removal()
+    for job in app.scheduler.jobs():
+        app.scheduler.remove(job.name)
     if diagnostic == "no-state-write":
         app.engine.write = _noop  # the instance attribute shadows Engine.write: no state written
     times: list[float] = []
@@ -204,10 +203,9 @@ async def _run_gridbot(url: str, workers: int, visits: int, households_per_grid:
         await asyncio.gather(*(_gridbot_worker(app, api, n, visits, households_per_grid, times, failed, retried) for n in range(workers)))
         wall = time.perf_counter() - t0
     finally:
-        await app.stop()
-        await app.shutdown()
+        await app.runtime.stop()
     jump = (time.time() - time.monotonic()) - skew
-    if abs(jump) > 1:  # APScheduler (PTB's JobQueue) runs on the wall clock: say so if it moved under the run
+    if abs(jump) > 1:  # APScheduler runs on the wall clock: say so if it moved under the run
         log.warning("the wall clock moved %.0f s against the monotonic clock during %s", jump, label)
         CLOCK_JUMPS.append((label, jump))
     if failed:

@@ -107,10 +107,8 @@ async def run(url: str, workers: int, window_s: float) -> FanoutResult:
         api.send_text(TOKEN, tid, "hi", first_name="w", language_code="en")
     sup = SUPERVISOR_TG
     clock.freeze(SCHEDULED - timedelta(days=1))  # start-up sets the job's baseline to the previous Monday
-    await app.initialize()
-    await app.start()
-    for job in app.job_queue.get_jobs_by_name("outbox"):  # the periodic drain: this benchmark drives the sender itself
-        job.schedule_removal()
+    await app.runtime.start(startup=False)
+    app.scheduler.remove("outbox")  # the periodic drain: this benchmark drives the sender itself
     clock.freeze(SCHEDULED)
     try:
         # Idle interactive latency (warm-up first).
@@ -170,8 +168,7 @@ async def run(url: str, workers: int, window_s: float) -> FanoutResult:
         res.duplicates = sum(n - 1 for n in got.values() if n > 1) + sum(1 for c in got if c not in worker_chats)
         res.lost = sum(1 for c in worker_chats if got.get(c, 0) == 0)
     finally:
-        await app.stop()
-        await app.shutdown()
+        await app.runtime.stop()
         clock.reset()
     return res
 

@@ -40,13 +40,11 @@ async def _child(url: str) -> dict:
     before = _rss()
     app = build_application(settings_for(url, WORK / "media"), request=HTTPXRequest(httpx_kwargs=api.httpx_kwargs()),
                             updates_request=HTTPXRequest(httpx_kwargs=api.httpx_kwargs()))
-    await app.initialize()
-    await app.start()
+    await app.runtime.start(startup=False)
     gc.collect()
     after = _rss()
-    users = len(app.user_data)
-    await app.stop()
-    await app.shutdown()
+    users = len(app.runtime.engine.states)
+    await app.runtime.stop()
     return {"rss_before_init": before, "rss_running": after, "users": users}
 
 
@@ -74,13 +72,13 @@ async def populate(url: str, users: int) -> int:
     api = LocalBotAPI()
     app = build_application(settings_for(url, WORK / "media"), db=db, request=HTTPXRequest(httpx_kwargs=api.httpx_kwargs()),
                             updates_request=HTTPXRequest(httpx_kwargs=api.httpx_kwargs()))
-    await app.initialize()
+    await app.runtime.start(startup=False)
     uid = WORKER_TG
     for upd in (lambda: api.send_text(TOKEN, uid, "/visit"), lambda: api.send_text(TOKEN, uid, _address(7).rsplit("单元", 1)[0] + "单元"),
                 lambda: _press(api, uid, "pick"), lambda: api.send_text(TOKEN, uid, "2"), lambda: _press(api, uid, "t"),
                 lambda: _press(api, uid, "done")):
         await app.process_update(Update.de_json(upd(), app.bot))
-    await app.shutdown()
+    await app.runtime.stop()
     db = Database(url)
     async with db.engine.begin() as conn:
         rows = (await conn.execute(select(PersistedState.__table__))).mappings().all()

@@ -101,6 +101,11 @@ class Buttons:
         """As stored with an outbox row."""
         return {"buttons": [[[b.text, b.data] for b in row] for row in self.rows]}
 
+    @staticmethod
+    def from_payload(payload: dict | None) -> Buttons | None:
+        rows = (payload or {}).get("buttons")
+        return Buttons.of([[Button(text, data) for text, data in row] for row in rows]) if rows else None
+
 
 @dataclass(frozen=True)
 class AskContact:
@@ -131,7 +136,12 @@ class ChannelError(Exception):
 
 
 class Transient(ChannelError):
-    """An outage, a timeout, a flood wait: trying again later can cure it."""
+    """An outage, a timeout, a flood wait: trying again later can cure it. `retry_after` (seconds)
+    when the platform said how long to wait (a flood wait), for every send on the channel."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Refused(ChannelError):

@@ -31,7 +31,8 @@ def _settings() -> Settings:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings()
     if not settings.telegram_bot_token:
-        print("configuration error: TELEGRAM_BOT_TOKEN: missing; get one from @BotFather (see README)", file=sys.stderr)
+        print("configuration error: no chat channel is configured: set TELEGRAM_BOT_TOKEN (from @BotFather, see README)",
+              file=sys.stderr)
         return 2
     webhook = None
     if args.webhook:
@@ -40,8 +41,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"configuration error: {webhook}", file=sys.stderr)
             return 2
     from bot import db
-    from bot.channels.telegram import allowed_updates, build_application
+    from bot.channels.telegram import TelegramChannel
     from bot.logs import setup_logging
+    from bot.runtime import Runtime
 
     setup_logging(settings.log_level, [settings.telegram_bot_token] + ([webhook["secret_token"]] if webhook else []))
     log.info("applying pending migrations")
@@ -59,14 +61,16 @@ def cmd_run(args: argparse.Namespace) -> int:
               "stop it first, or wait until its lease expires", file=sys.stderr)
         return 3
     try:
-        app = build_application(settings)
-        app.lease_holder = holder  # renewed by a job (handlers/reminders.py)
+        runtime = Runtime(settings)
+        runtime.lease_holder = holder  # renewed by a job (handlers/reminders.py)
+        telegram = TelegramChannel(settings)
+        telegram.webhook = webhook
+        runtime.add(telegram)
         if webhook is None:
-            log.info("gridbot starts polling")
-            app.run_polling(allowed_updates=allowed_updates(), drop_pending_updates=False)
+            log.info("gridbot starts: Telegram by long polling")
         else:
-            log.info("gridbot starts its webhook server on %s:%s for %s", webhook["listen"], webhook["port"], args.webhook)
-            app.run_webhook(**webhook, allowed_updates=allowed_updates(), drop_pending_updates=False)
+            log.info("gridbot starts: Telegram by webhook, server on %s:%s for %s", webhook["listen"], webhook["port"], args.webhook)
+        asyncio.run(runtime.run())
     finally:
         asyncio.run(_lease(settings.database_url, holder, acquire=False))
     return 0
@@ -76,11 +80,12 @@ _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 def _webhook_config(args: argparse.Namespace, bot_token: str, env_secret: str) -> dict | str:
-    """run_webhook's arguments for `run --webhook URL`, or the one-line reason to refuse to start.
+    """Updater.start_webhook's arguments for `run --webhook URL`, or the one-line reason to refuse to start.
 
     Telegram POSTs updates to URL; a reverse proxy forwards them to LISTEN:PORT with the same path.
     That path is URL's own, or (when URL has none) one derived from the bot token and appended to URL.
     Requests without the secret token in X-Telegram-Bot-Api-Secret-Token are refused (403) by PTB.
+    (PTB's start_webhook also sets the webhook with Telegram, as run_webhook did.)
     """
     url = urlsplit(args.webhook)
     if url.scheme not in ("https", "http") or not url.hostname:

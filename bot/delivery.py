@@ -1,5 +1,6 @@
-"""The outbox sender: Telegram (through PTB) and WeCom robots (through httpx), with rate limits,
-flood waits, retries with backoff, and the kill points the tests use.
+"""The outbox sender: each row through the channel of its recipient (Telegram today; any channel
+adapter of the runtime) or a WeCom group robot (through httpx), with rate limits, flood waits,
+retries with backoff, and the kill points the tests use.
 
 `drain(app)` sends what is due, one row at a time:
 
@@ -23,11 +24,14 @@ database is locked or its connection dropped), the outcome is kept in memory (`S
 retried briefly, and written before anything else at the next pass: the row is neither sent again
 by this process nor left in `sending` until a restart (tests/test_db_faults.py).
 
-Rates: at most `OUTBOX_RATE` messages a second over all chats (aiolimiter; Telegram allows about
-30, the rest is left to interactive replies), at most `OUTBOX_PER_CHAT_RATE` a second to one chat
+A recipient is `channel:address` (models/outbox.py; `tg:` is Telegram's). A row whose channel is
+not running in this process waits, untouched, until a process that has it starts.
+
+Rates: at most `OUTBOX_RATE` messages a second per channel (aiolimiter; Telegram allows about 30,
+the rest is left to interactive replies), at most `OUTBOX_PER_CHAT_RATE` a second to one chat
 (a row whose chat was served too recently waits for the next pass, so one slow chat does not hold
-up the fan-out), 20 a minute per WeCom robot. A Telegram 429 pauses all Telegram sends for its
-`retry_after`; WeCom errcode 45009 pauses that robot for a minute.
+up the fan-out), 20 a minute per WeCom robot. A flood wait (Telegram's 429) pauses that channel's
+sends for its `retry_after`; WeCom errcode 45009 pauses that robot for a minute.
 """
 
 from __future__ import annotations
@@ -41,11 +45,8 @@ from datetime import datetime, timedelta
 
 import httpx
 from aiolimiter import AsyncLimiter
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
-
 from bot import wecom
-from bot.chat import Button, Buttons
+from bot.chat import Button, Buttons, Refused, Transient
 from models import clock, outbox
 from models.outbox import NewMessage, Row
 
@@ -72,7 +73,7 @@ def backoff(attempts: int) -> timedelta:
 
 
 def tg(chat_id: int) -> str:
-    return f"tg:{chat_id}"
+    return outbox.recipient("telegram", str(chat_id))
 
 
 def buttons_payload(rows: list[list[tuple[str, str]]]) -> dict:
@@ -93,11 +94,11 @@ class Sender:
     def __init__(self, app, http: httpx.AsyncClient | None = None) -> None:  # noqa: ANN001
         self.app = app
         self.http = http
-        self.limiter = AsyncLimiter(app.settings.outbox_rate, 1)
+        self.limiters: dict[str, AsyncLimiter] = {}  # channel -> its overall rate
         self.chat_gap = timedelta(seconds=1 / app.settings.outbox_per_chat_rate)
         self.last_sent: dict[str, datetime] = {}
         self.robot_sends: dict[str, deque[datetime]] = {}
-        self.paused: dict[str, datetime] = {}  # "tg" or a wecom recipient -> until
+        self.paused: dict[str, datetime] = {}  # a channel or a wecom recipient -> until
         self.lock = asyncio.Lock()
         # Outcomes of sends that could not be written yet (row id -> the write): the row stays
         # `sending`, so no pass claims it again; each pass first writes these.
@@ -106,20 +107,22 @@ class Sender:
     # -- rate state ------------------------------------------------------------------------------
 
     def _held(self, row: Row, now: datetime) -> bool:
-        channel = "tg" if row.recipient.startswith("tg:") else row.recipient
-        if self.paused.get(channel, now) > now:
+        channel, _address = outbox.split_recipient(row.recipient)
+        if channel == outbox.WECOM_ROBOT:
+            if self.paused.get(row.recipient, now) > now:
+                return True
+            window = self.robot_sends.setdefault(row.recipient, deque())
+            while window and now - window[0] >= timedelta(minutes=1):
+                window.popleft()
+            return len(window) >= wecom.PER_MINUTE
+        if channel not in self.app.channels or self.paused.get(channel, now) > now:
             return True
-        if row.recipient.startswith("tg:"):
-            last = self.last_sent.get(row.recipient)
-            return last is not None and now - last < self.chat_gap
-        window = self.robot_sends.setdefault(row.recipient, deque())
-        while window and now - window[0] >= timedelta(minutes=1):
-            window.popleft()
-        return len(window) >= wecom.PER_MINUTE
+        last = self.last_sent.get(row.recipient)
+        return last is not None and now - last < self.chat_gap
 
     def _note_sent(self, row: Row, now: datetime) -> None:
         self.last_sent[row.recipient] = now
-        if row.recipient.startswith("wecom:"):
+        if outbox.split_recipient(row.recipient)[0] == outbox.WECOM_ROBOT:
             self.robot_sends.setdefault(row.recipient, deque()).append(now)
 
     # -- the pass --------------------------------------------------------------------------------
@@ -170,21 +173,25 @@ class Sender:
 
     async def _try(self, row: Row, result: DrainResult) -> bool:
         attempts = row.attempts + 1
+        channel, address = outbox.split_recipient(row.recipient)
         try:
-            await self.limiter.acquire()
-            if row.recipient.startswith("tg:"):
-                await self._send_telegram(row)
-            else:
+            if channel == outbox.WECOM_ROBOT:
                 await self._send_wecom(row)
-        except RetryAfter as exc:
-            wait = exc.retry_after if isinstance(exc.retry_after, timedelta) else timedelta(seconds=float(exc.retry_after))
-            until = clock.now() + wait
-            self.paused["tg"] = until
-            note = f"429 flood wait {wait.total_seconds():g} s"
-            await self._settle(row.id, lambda session: outbox.give_back(session, row.id, until, note))
-            result.waiting += 1
+            else:
+                await self._limiter(channel).acquire()
+                await self._send(channel, address, row)
+        except Transient as exc:
+            if exc.retry_after is not None:  # a flood wait: the whole channel pauses, the row loses no attempt
+                until = clock.now() + timedelta(seconds=exc.retry_after)
+                self.paused[channel] = until
+                note = f"429 flood wait {exc.retry_after:g} s"
+                await self._settle(row.id, lambda session: outbox.give_back(session, row.id, until, note))
+                result.waiting += 1
+                return False
+            await self._fail(row, f"{type(exc).__name__}: {str(exc)[:200]}", retry=attempts < MAX_ATTEMPTS, attempts=attempts)
+            result.failed += 1
             return False
-        except (Forbidden, BadRequest) as exc:  # blocked, chat gone, bad text: trying again changes nothing
+        except Refused as exc:  # blocked, chat gone, bad text: trying again changes nothing
             await self._fail(row, f"{type(exc).__name__}: {exc}", retry=False)
             result.failed += 1
             return False
@@ -192,7 +199,7 @@ class Sender:
             await self._wecom_error(row, exc, attempts)
             result.failed += 1
             return False
-        except (TelegramError, httpx.HTTPError, OSError) as exc:  # outage, 5xx, timeout (the window), dropped connection
+        except (httpx.HTTPError, OSError) as exc:  # a robot's outage, 5xx, timeout (the window), dropped connection
             await self._fail(row, f"{type(exc).__name__}: {str(exc)[:200]}", retry=attempts < MAX_ATTEMPTS, attempts=attempts)
             result.failed += 1
             return False
@@ -203,23 +210,25 @@ class Sender:
         result.sent += 1
         return True
 
+    def _limiter(self, channel: str) -> AsyncLimiter:
+        if channel not in self.limiters:
+            self.limiters[channel] = AsyncLimiter(self.app.settings.outbox_rate, 1)
+        return self.limiters[channel]
+
+    async def _send(self, channel: str, address: str, row: Row) -> None:
+        """Through the channel adapter; the buttons are stored neutral and rendered by it."""
+        adapter = self.app.channels[channel]
+        markup = Buttons.from_payload(row.payload)
+        if row.image is not None:
+            await adapter.send_photo(address, row.image, row.body or None, markup)
+        else:
+            await adapter.send(address, row.body, markup)
+
     async def _fail(self, row: Row, error: str, *, retry: bool, attempts: int = 0) -> None:
         retry_at = clock.now() + backoff(attempts) if retry else None
         if not retry:
             log.warning("outbox row %s (%s to %s) gave up: %s", row.id, row.kind, row.recipient, error)
         await self._settle(row.id, lambda session: outbox.mark_failed(session, row.id, error, retry_at))
-
-    # -- Telegram ----------------------------------------------------------------------------------
-
-    async def _send_telegram(self, row: Row) -> None:
-        chat_id = int(row.recipient.removeprefix("tg:"))
-        markup = None
-        if row.payload and row.payload.get("buttons"):
-            markup = InlineKeyboardMarkup([[InlineKeyboardButton(t, callback_data=d) for t, d in r] for r in row.payload["buttons"]])
-        if row.image is not None:
-            await self.app.bot.send_photo(chat_id, row.image, caption=row.body[:1024] or None, reply_markup=markup)
-        else:
-            await self.app.bot.send_message(chat_id, row.body, reply_markup=markup, disable_web_page_preview=True)
 
     # -- WeCom ---------------------------------------------------------------------------------------
 
@@ -286,5 +295,5 @@ async def drain(app) -> DrainResult:  # noqa: ANN001
     return await sender_for(app).drain()
 
 
-async def drain_job(context) -> None:  # noqa: ANN001 - a JobQueue job
-    await drain(context.application)
+async def drain_job(runtime) -> None:  # noqa: ANN001 - bot.runtime.Runtime
+    await drain(runtime)

@@ -328,6 +328,11 @@ class Engine:
         if timer is not None:
             timer.cancel()
 
+    def reset_timers(self) -> None:
+        """Set every draft's timer again from the clock (a tool moved the clock: the sandbox's /time)."""
+        for key in list(self._timers):
+            self.start_timer(key, minimum=timedelta(0))
+
     def stop_timers(self) -> None:
         for key in list(self._timers):
             self._cancel_timer(key)

@@ -893,15 +893,13 @@ async def shop_button_outside(event: Inbound, context: GridContext) -> None:
 # -- start-up: the daily re-inspection reminder --------------------------------------------------
 
 
-async def on_startup(app) -> None:  # noqa: ANN001
+async def on_startup(runtime) -> None:  # noqa: ANN001
     """Schedule the daily re-inspection reminder; catch up today's if the bot starts after its time."""
-    if app.job_queue is None:
-        return
-    at = app.settings.reinspection_time
-    app.job_queue.run_daily(reinspection.daily_job, time=at, name="reinspection-reminders")
-    now = clock.now().astimezone(app.settings.tz)
+    at = runtime.settings.reinspection_time
+    runtime.scheduler.daily("reinspection-reminders", reinspection.daily_job, at)
+    now = clock.now().astimezone(runtime.settings.tz)
     if now.timetz().replace(tzinfo=None) >= at.replace(tzinfo=None):
-        app.job_queue.run_once(reinspection.daily_job, when=timedelta(seconds=30), name="reinspection-reminders-catch-up")
+        runtime.scheduler.once("reinspection-reminders-catch-up", reinspection.daily_job, 30)
 
 
 FLOWS = [PATROL_FLOW, SHOP_ADD_FLOW]

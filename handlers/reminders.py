@@ -1,7 +1,7 @@
 """Reminders, digests and the outbox: `/due`, `/outbox`, `/digest_now`, `/schedule`, the 🔎 buttons
 of a reminder that open an issue, and the start-up that schedules the jobs.
 
-Jobs (PTB JobQueue = APScheduler, calendar jobs in TIMEZONE, explicit misfire grace and coalescing):
+Jobs (the runtime's APScheduler, bot/runtime.py; calendar jobs in TIMEZONE, explicit misfire grace and coalescing):
 `visit_pace`, `overdue`, `digest` (jobs/reminders.py, jobs/digest.py) write to the outbox;
 `outbox` (every 2 s) sends what is due (bot/delivery.py); `lease` renews the single-process lease.
 """
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 MISFIRE_GRACE_SECONDS = 15 * 60
 DRAIN_SECONDS = 2
 LEASE_TTL = timedelta(seconds=60)
-JOB_KWARGS = {"misfire_grace_time": MISFIRE_GRACE_SECONDS, "coalesce": True, "max_instances": 1}
+JOB_KWARGS = {"misfire_grace_time": MISFIRE_GRACE_SECONDS, "coalesce": True, "max_instances": 1}  # APScheduler job options
 
 
 # -- /due ------------------------------------------------------------------------------------------
@@ -194,8 +194,7 @@ async def schedule_command(event: Inbound, context: GridContext) -> None:
     async with context.db.session() as session:
         runs = await rm.all_runs(session)
     lines = [_("🗓 <b>Schedule</b> ({tz}; quiet hours {quiet})").format(tz=settings.timezone, quiet=settings.quiet_hours)]
-    job_queue = getattr(context.app, "job_queue", None)
-    running = {j.name: j for j in job_queue.jobs()} if job_queue else {}
+    running = {job.name: job for job in context.app.scheduler.jobs()}
     daily = sorted(((name, schedule, schedule.next(now, tz)) for name, schedule in settings.schedules.items() if name in running),
                    key=lambda item: item[2])
     for name, schedule, nxt in daily:
@@ -205,45 +204,38 @@ async def schedule_command(event: Inbound, context: GridContext) -> None:
             line += " · " + _("last {when}").format(when=_moment(runs[name].last_scheduled_at, tz, language))
         lines.append(line)
     for name, job in sorted(running.items()):
-        if name in settings.schedules or name.startswith("_") or job.job.trigger is None:
+        if name in settings.schedules or name.startswith("_") or job.interval is None:
             continue
-        interval = getattr(job.job.trigger, "interval", None)
-        if interval is not None:
-            lines.append(_("• {name}: every {seconds} s").format(name=_(JOB_TITLES.get(name, name)), seconds=f"{interval.total_seconds():g}"))
+        lines.append(_("• {name}: every {seconds} s").format(name=_(JOB_TITLES.get(name, name)), seconds=f"{job.interval.total_seconds():g}"))
     await context.reply("\n".join(lines))
 
 
 # -- start-up ------------------------------------------------------------------------------------------
 
 
-async def lease_job(context) -> None:  # noqa: ANN001
-    app = context.application  # a JobQueue job
-    async with app.db.session() as session:
-        ok = await rm.renew_lease(session, app.lease_holder, clock.now(), LEASE_TTL)
+async def lease_job(runtime) -> None:  # noqa: ANN001
+    async with runtime.db.session() as session:
+        ok = await rm.renew_lease(session, runtime.lease_holder, clock.now(), LEASE_TTL)
     if not ok:
         log.critical("the single-process lease was taken by another process: stopping")
-        app.stop_running()
+        runtime.stop_running()
 
 
-async def on_startup(app) -> None:  # noqa: ANN001
+async def on_startup(runtime) -> None:  # noqa: ANN001
     """Put back rows a crash left in `sending`, make each run missed while down (once), schedule the jobs."""
-    async with app.db.session() as session:
+    async with runtime.db.session() as session:
         recovered = await outbox.recover_interrupted(session)
     if recovered:
         log.warning("%d outbox rows were being sent when the bot stopped: sending them again", recovered)
-    ran = await rjobs.catch_up(app)
+    ran = await rjobs.catch_up(runtime)
     if ran:
         log.info("made the runs missed while the bot was down: %s", ", ".join(ran))
-    jq = app.job_queue
-    if jq is None:
-        return
-    for name, schedule in app.settings.schedules.items():
-        jq.run_daily(rjobs.job_callback(name), time=schedule.at.replace(tzinfo=app.settings.tz), days=schedule.ptb_days(), name=name,
-                     job_kwargs=JOB_KWARGS)
-    jq.run_repeating(delivery.drain_job, interval=DRAIN_SECONDS, first=1, name="outbox", job_kwargs={"coalesce": True, "max_instances": 1})
-    if getattr(app, "lease_holder", None):
-        jq.run_repeating(lease_job, interval=LEASE_TTL.total_seconds() / 3, first=LEASE_TTL.total_seconds() / 3, name="lease",
-                         job_kwargs={"coalesce": True, "max_instances": 1})
+    scheduler = runtime.scheduler
+    for name, schedule in runtime.settings.schedules.items():
+        scheduler.daily(name, rjobs.job_callback(name), schedule.at, schedule.days, **JOB_KWARGS)
+    scheduler.every("outbox", delivery.drain_job, DRAIN_SECONDS, first=1)
+    if runtime.lease_holder:
+        scheduler.every("lease", lease_job, LEASE_TTL.total_seconds() / 3)
 
 
 FLOWS: list = []

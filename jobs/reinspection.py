@@ -79,5 +79,5 @@ async def send_due_reminders(app) -> int:  # noqa: ANN001 - GridApplication (or 
     return sent
 
 
-async def daily_job(context) -> None:  # noqa: ANN001 - GridContext of a JobQueue job
-    await send_due_reminders(context.application)
+async def daily_job(runtime) -> None:  # noqa: ANN001 - bot.runtime.Runtime
+    await send_due_reminders(runtime)

@@ -283,11 +283,11 @@ async def catch_up(app) -> list[str]:  # noqa: ANN001
 
 
 def job_callback(name: str):  # noqa: ANN201
-    async def callback(context) -> None:  # noqa: ANN001 - a JobQueue job
-        await run_job(context.application, name)
+    async def callback(runtime) -> None:  # noqa: ANN001 - bot.runtime.Runtime
+        await run_job(runtime, name)
         from bot.delivery import drain
 
-        await drain(context.application)
+        await drain(runtime)
 
     callback.__name__ = f"{name}_job"
     return callback

@@ -2,8 +2,7 @@
 
 A schedule is written `DAYS HH:MM`, DAYS being `daily` (or `*`), or weekday names and ranges
 separated by commas: `mon,thu 09:07`, `mon-fri 18:00`, `daily 08:37`. Names, because cron
-(0 = Sunday, or 7), ISO (1 = Monday) and PTB's `run_daily` (0 = Sunday) number days differently;
-`Schedule.ptb_days()` converts for `JobQueue.run_daily`.
+(0 = Sunday, or 7) and ISO (1 = Monday) number days differently; `Schedule.days` are ISO.
 
 Quiet hours are `HH:MM-HH:MM` (may wrap midnight, `21:00-08:00`), or `off`.
 """
@@ -46,10 +45,6 @@ class Schedule:
     def __str__(self) -> str:
         days = "daily" if len(self.days) == 7 else ",".join(DAY_NAMES[d - 1] for d in sorted(self.days))
         return f"{days} {self.at:%H:%M}"
-
-    def ptb_days(self) -> tuple[int, ...]:
-        """The days for `JobQueue.run_daily` (0 = Sunday ... 6 = Saturday)."""
-        return tuple(sorted(d % 7 for d in self.days))
 
     def previous(self, at: datetime, tz: ZoneInfo) -> datetime:
         """The latest scheduled moment at or before `at` (aware UTC)."""

@@ -1,6 +1,7 @@
 """The outbox: every reminder and digest is written here under a unique key, then sent.
 
-Key: (kind, period_key, recipient, part); recipient is `tg:<chat id>` or `wecom:<robot id>`.
+Key: (kind, period_key, recipient, part); recipient is `<channel>:<address>` (`recipient()`): a
+person on a conversation channel (`tg:<chat id>` on Telegram) or a WeCom group robot (`wecom:<robot id>`).
 States: pending -> sending -> sent; a failed try goes to `failed` (attempts, next_attempt_at,
 last_error) and is retried with backoff; a permanent failure (blocked bot, bad robot key, too many
 attempts) ends in `dead`. Writing a row is insert-if-absent, so a job run twice (a misfire, a
@@ -28,6 +29,22 @@ from models.tables import OutboxMessage
 
 PENDING, SENDING, SENT, FAILED, DEAD = "pending", "sending", "sent", "failed", "dead"
 STATES = (PENDING, SENDING, SENT, FAILED, DEAD)
+
+WECOM_ROBOT = "wecom"  # the prefix of a WeCom group robot's recipient (not a conversation channel)
+# Stored prefixes that differ from the channel's name (Telegram's rows were `tg:` before channels had names).
+_PREFIX = {"telegram": "tg"}
+_CHANNEL = {prefix: name for name, prefix in _PREFIX.items()}
+
+
+def recipient(channel: str, address: str) -> str:
+    """The outbox recipient of `address` on `channel` (a channel adapter's name)."""
+    return f"{_PREFIX.get(channel, channel)}:{address}"
+
+
+def split_recipient(value: str) -> tuple[str, str]:
+    """(channel name, address) of a recipient; (WECOM_ROBOT, robot id) for a group robot."""
+    prefix, _, address = value.partition(":")
+    return _CHANNEL.get(prefix, prefix), address
 
 
 @dataclass

@@ -39,8 +39,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from apscheduler.job import Job
 from pydantic import ValidationError
-from telegram.ext import Job
 
 from bot.settings import Settings, format_settings_error, load_settings
 from models import clock
@@ -304,58 +304,61 @@ class Sandbox:
     async def jump(self, delta: timedelta) -> list[str]:
         """Move the sandbox clock by `delta`, running each job occurrence that falls due on the way
         with the clock at its due moment (see the module doc). Returns the names of the runs."""
-        jq = self.app.job_queue
+        scheduler = self.app.scheduler
+        aps = scheduler.aps
         target = clock.now() + delta
         ran: list[str] = []
         runs: Counter[str] = Counter()
         plan: dict[str, tuple[Job, datetime | None]] = {}  # job id -> (job, next due in sandbox time)
 
+        def gone(job: Job) -> bool:
+            return aps.get_job(job.id) is None
+
         def track_new_jobs() -> None:
-            for job in jq.jobs():
-                if job.id not in plan and job.next_t is not None and not job.removed:
+            for job in aps.get_jobs():
+                if job.id not in plan and job.next_run_time is not None:
                     plan[job.id] = (job, self._sandbox_due(job))
 
-        jq.scheduler.pause()  # APScheduler must not fire anything while its times are rewritten
+        aps.pause()  # APScheduler must not fire anything while its times are rewritten
         try:
             track_new_jobs()
             while True:
-                due = [(when, job) for job, when in plan.values() if when is not None and when <= target and not job.removed]
+                due = [(when, job) for job, when in plan.values() if when is not None and when <= target and not gone(job)]
                 if not due:
                     break
                 when, job = min(due, key=lambda d: d[0])
                 self._advance_to(when)
-                await job.run(self.app)
+                await scheduler.run_now(job)
                 runs[job.id] += 1
-                ran.append("form timeout" if job.name == "_trigger_timeout" else str(job.name))
-                following = job.job.trigger.get_next_fire_time(when, when + timedelta(microseconds=1))
+                ran.append(str(job.name))
+                following = job.trigger.get_next_fire_time(when, when + timedelta(microseconds=1))
                 if runs[job.id] >= MAX_RUNS_PER_JUMP:  # coalesce the rest, as APScheduler would
                     while following is not None and following <= target:
-                        following = job.job.trigger.get_next_fire_time(following, following + timedelta(microseconds=1))
+                        following = job.trigger.get_next_fire_time(following, following + timedelta(microseconds=1))
                 plan[job.id] = (job, following)
                 track_new_jobs()  # a job may schedule another
             self._advance_to(target)
             for job, when in plan.values():
-                if job.removed:
+                if gone(job):
                     continue
                 if when is None:
-                    with contextlib.suppress(Exception):  # already gone
-                        job.schedule_removal()
+                    scheduler.remove(job.id)
                 else:
-                    job.job.modify(next_run_time=when.astimezone(UTC) - self.skew)
+                    job.modify(next_run_time=when.astimezone(UTC) - self.skew)
         finally:
-            jq.scheduler.resume()
-        await self.app.update_persistence()
+            aps.resume()
+        self.app.engine.reset_timers()  # an open form whose timeout the jump passed closes now
         return ran
 
     def _sandbox_due(self, job: Job) -> datetime | None:
         """When a job is next due on the sandbox clock."""
         from apscheduler.triggers.cron import CronTrigger
 
-        trigger = job.job.trigger
-        if isinstance(trigger, CronTrigger):  # calendar jobs (run_daily, run_monthly) follow the sandbox's wall clock
+        trigger = job.trigger
+        if isinstance(trigger, CronTrigger):  # calendar jobs (daily) follow the sandbox's wall clock
             return trigger.get_next_fire_time(None, clock.now().astimezone(trigger.timezone))
-        assert job.next_t is not None
-        return job.next_t.astimezone(UTC) + self.skew  # one-off and interval jobs: a delay, scheduled in real time
+        assert job.next_run_time is not None
+        return job.next_run_time.astimezone(UTC) + self.skew  # one-off and interval jobs: a delay, scheduled in real time
 
     def _advance_to(self, moment: datetime) -> None:
         step = moment - clock.now()
@@ -528,8 +531,7 @@ def _setup_logging(path: Path, level: str) -> None:
 async def run(db_path: Path | None, language: str | None, stdin: TextIO, out: TextIO) -> int:
     from telegram.request import HTTPXRequest
 
-    from bot.channels.telegram import allowed_updates, build_application
-    from handlers import on_startup
+    from bot.channels.telegram import build_application
     from sandbox import demo
 
     temporary = db_path is None
@@ -570,10 +572,7 @@ async def run(db_path: Path | None, language: str | None, stdin: TextIO, out: Te
         interactive = stdin.isatty() and out.isatty()
         sandbox = Sandbox(app, api, server, settings, language=language, db_path=db_file, log_path=log_path,
                           temporary=temporary, out=out, interactive=interactive)
-        await app.initialize()
-        await on_startup(app)
-        await app.updater.start_polling(allowed_updates=allowed_updates(), drop_pending_updates=False)
-        await app.start()
+        await app.runtime.start(receive=True)  # the sandbox's Bot API is polled as Telegram's would be
         await sandbox.open_chats()
         sandbox.banner()
         if report is not None:
@@ -606,15 +605,7 @@ async def run(db_path: Path | None, language: str | None, stdin: TextIO, out: Te
 
 async def _stop(app) -> None:  # noqa: ANN001
     with contextlib.suppress(Exception):
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
-    with contextlib.suppress(Exception):
-        if app.running:
-            await app.stop()
-    with contextlib.suppress(Exception):
-        await app.shutdown()
-    with contextlib.suppress(Exception):
-        await app.db.dispose()
+        await app.runtime.stop()
 
 
 def main(db: str | None = None, language: str | None = None, stdin: TextIO | None = None, out: TextIO | None = None) -> int:

@@ -121,14 +121,12 @@ async def make_app(settings: Settings, db: Database, api: LocalBotAPI) -> GridAp
         request=HTTPXRequest(httpx_kwargs={"transport": transport}),
         updates_request=HTTPXRequest(httpx_kwargs={"transport": transport}),
     )
-    await app.initialize()
-    await app.start()
+    await app.runtime.start(startup=False)  # the tests that need the start-up hooks run them
     return app
 
 
 async def stop_app(app: GridApplication) -> None:
-    await app.stop()
-    await app.shutdown()
+    await app.runtime.stop()
 
 
 @pytest.fixture

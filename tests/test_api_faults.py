@@ -77,15 +77,12 @@ async def polling(settings: Settings, db: Database, api: LocalBotAPI) -> AsyncIt
     app = build_application(s, db=db, request=HTTPXRequest(connection_pool_size=8, read_timeout=1.0),
                             updates_request=HTTPXRequest(read_timeout=1.0))
     handled = record_handled(app)
-    await app.initialize()
-    await app.start()
+    await app.runtime.start(startup=False)
     await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=allowed_updates())
     try:
         yield Polling(app, api, db, handled, [])
     finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
+        await app.runtime.stop()
         await server.stop()
 
 
@@ -207,12 +204,10 @@ async def fapp(settings: Settings, db: Database, api: LocalBotAPI) -> AsyncItera
     transport = api.transport()
     app = build_application(settings, db=db, request=HTTPXRequest(httpx_kwargs={"transport": transport}, read_timeout=READ_TIMEOUT),
                             updates_request=HTTPXRequest(httpx_kwargs={"transport": transport}))
-    await app.initialize()
-    await app.start()
+    await app.runtime.start(startup=False)
     app.bot.rate_limiter._max_retries = 0  # noqa: SLF001
     yield app
-    await app.stop()
-    await app.shutdown()
+    await app.runtime.stop()
 
 
 @pytest.mark.parametrize("fault", list(FAULTS) + ["late answer"])

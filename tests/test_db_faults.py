@@ -459,8 +459,7 @@ async def test_a_sent_message_whose_outcome_cannot_be_written_is_recorded_later_
     async with fast_db.session() as s:
         await outbox.enqueue(s, [NewMessage("note", "p1", delivery.tg(uid), f"note for {uid}") for uid in chats])
     app = await make_app(settings, fast_db, api)
-    for job in app.job_queue.get_jobs_by_name("outbox"):
-        job.schedule_removal()  # the passes are made by the test, one at a time
+    app.scheduler.remove("outbox")  # the passes are made by the test, one at a time
     lock = WriterLock(fast_db.url)
 
     def hook(point: str, row: outbox.Row) -> None:

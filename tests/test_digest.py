@@ -73,7 +73,7 @@ async def test_weekly_digest_for_supervisors_admins_and_a_group(app, api, db):
 async def test_digest_now_and_schedule_for_admins(app, api, db):
     await known_week(db)
     clock.freeze(local(2026, 5, 14, 18, 0))  # Thursday of W20
-    await on_startup(app)
+    await on_startup(app.runtime)
     admin = Tg(app, api, ADMIN_ID)
     out = await admin.send("/digest_now G01")
     assert "Weekly digest May 11\u2009–\u200917" in out[0]["text"] and "G02" not in out[0]["text"] and "Visits: 3" in out[0]["text"]

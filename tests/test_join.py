@@ -189,7 +189,7 @@ async def test_default_menu_for_guests(app, api):
     from bot.channels.telegram import GridApplication  # noqa: F401
     from handlers import on_startup
 
-    await on_startup(app)
+    await on_startup(app.runtime)
     zh = api.commands(TOKEN, None)
     en = api.commands(TOKEN, None, language_code="en")
     assert [c["command"] for c in zh] == ["start", "help"] and "邀请" in zh[0]["description"]

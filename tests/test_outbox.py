@@ -92,7 +92,7 @@ async def test_kill_points_around_the_window(settings, db, api, kill_at, point, 
         await drain_all(app)
     await stop_app(app)
     app = await make_app(settings, db, api)  # the restart
-    await on_startup(app)
+    await on_startup(app.runtime)
     await drain_all(app)
     await stop_app(app)
     state = await rows(db)

@@ -246,11 +246,11 @@ async def test_daily_reminder_job_is_scheduled_at_the_configured_local_time(app,
 
     async with db.session() as sess:
         await create_grid(sess, "G09", "x", 0.2)
-    await on_startup(app)
-    (job,) = [j for j in app.job_queue.jobs() if j.name == "reinspection-reminders"]
+    await on_startup(app.runtime)
+    (job,) = [j for j in app.scheduler.jobs() if j.name == "reinspection-reminders"]
     assert app.settings.reinspection_time == time(8, 17, tzinfo=app.settings.tz)
-    nxt = job.next_t.astimezone(app.settings.tz)
+    nxt = job.next_run.astimezone(app.settings.tz)
     assert (nxt.hour, nxt.minute) == (8, 17)
-    for j in app.job_queue.jobs():
+    for j in app.scheduler.jobs():
         if j.name and j.name.startswith("reinspection-"):
-            j.schedule_removal()
+            app.scheduler.remove(j.name)

@@ -60,8 +60,8 @@ async def add_visit(db, household_id: int, worker_id: int, at: datetime, n: int)
 
 def test_schedules_use_weekday_names():
     s = parse_schedule("mon,thu 09:07")
-    assert str(s) == "mon,thu 09:07" and s.ptb_days() == (1, 4)  # PTB: 0 = Sunday
-    assert parse_schedule("sun 10:00").ptb_days() == (0,)
+    assert str(s) == "mon,thu 09:07" and s.days == frozenset({1, 4})  # ISO: 1 = Monday
+    assert parse_schedule("sun 10:00").days == frozenset({7})
     assert str(parse_schedule("daily 08:37")) == "daily 08:37" and str(parse_schedule("fri-mon 7:05")) == "mon,fri,sat,sun 07:05"
     # Wednesday 2026-05-20 10:00: the last Mon/Thu 09:07 was Monday the 18th, the next is Thursday the 21st.
     now = local(2026, 5, 20, 10, 0)
@@ -276,19 +276,19 @@ async def test_a_run_missed_while_down_is_made_once_at_start_up(settings, db, ap
     hello(api, WORKER_A, WORKER_B)
     clock.freeze(local(2026, 5, 14, 12, 0))  # Thursday, after the 09:07 visit reminder
     app = await make_app(settings, db, api)
-    await on_startup(app)  # first start: baselines, nothing run
+    await on_startup(app.runtime)  # first start: baselines, nothing run
     assert await rows(db) == []
-    names = {j.name for j in app.job_queue.jobs()}
+    names = {j.name for j in app.scheduler.jobs()}
     assert {"visit_pace", "overdue", "digest", "outbox"} <= names
-    (job,) = [j for j in app.job_queue.jobs() if j.name == "visit_pace"]
+    job = app.scheduler.get("visit_pace")
     # APScheduler runs on the real clock; its trigger, asked from the set clock, names the next Monday.
-    assert job.job.trigger.get_next_fire_time(None, clock.now().astimezone(SH)) == datetime(2026, 5, 18, 9, 7, tzinfo=SH)
-    assert job.job.misfire_grace_time == 15 * 60 and job.job.coalesce is True
+    assert job.trigger.get_next_fire_time(None, clock.now().astimezone(SH)) == datetime(2026, 5, 18, 9, 7, tzinfo=SH)
+    assert job.misfire_grace_time == 15 * 60 and job.coalesce is True
     await stop_app(app)
     # Down over the weekend and Monday morning: the visit reminder of Monday 09:07 and the digest are missed.
     clock.freeze(local(2026, 5, 18, 11, 0))
     app = await make_app(settings, db, api)
-    await on_startup(app)
+    await on_startup(app.runtime)
     first = await rows(db)
     assert {r.kind for r in first} >= {"visit_pace"} and len([r for r in first if r.kind == "visit_pace"]) == 2
     async with db.session() as sess:

@@ -43,7 +43,8 @@ def test_bad_setting_is_one_clear_line(tmp_path, name, value, message):
 def test_missing_token(tmp_path):
     result = run({"DATABASE_URL": "sqlite:///./x.db"}, tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == "configuration error: TELEGRAM_BOT_TOKEN: missing; get one from @BotFather (see README)"
+    assert result.stderr.strip() == ("configuration error: no chat channel is configured: "
+                                     "set TELEGRAM_BOT_TOKEN (from @BotFather, see README)")
 
 
 def test_env_file_is_read(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from datetime import timedelta
 
 from telegram import (
     BotCommand,
@@ -52,12 +53,13 @@ from bot.chat import (
 )
 from bot.db import Database
 from bot.engine import Engine
-from bot.media import MediaStore
+from bot.runtime import Runtime
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 NAME = "telegram"
+CAPTION_LIMIT = 1024  # characters of a photo's caption
 CONCURRENT_UPDATES = 64  # updates in flight at once (each person's still one at a time, in order)
 
 
@@ -72,11 +74,16 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def neutral_error(exc: TelegramError) -> Exception:
+    """The neutral error of a PTB one; its message keeps the PTB class (`NetworkError: Bad Gateway`) for the logs."""
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, RetryAfter):
+        wait = exc.retry_after
+        return Transient(message, retry_after=wait.total_seconds() if isinstance(wait, timedelta) else float(wait))
     if is_transient(exc):
-        return Transient(str(exc))
+        return Transient(message)
     if isinstance(exc, Forbidden):
-        return Blocked(str(exc))
-    return Refused(str(exc))
+        return Blocked(message)
+    return Refused(message)
 
 
 def _command(message, username: str) -> tuple[str, list[str]] | None:  # noqa: ANN001
@@ -141,15 +148,58 @@ def render(markup: Markup):  # noqa: ANN201 - a PTB reply markup
 
 
 class TelegramChannel:
+    """The Telegram adapter: a PTB Application (`self.app`) for the connection, rendering and sending."""
+
     name = NAME
     abilities = Abilities()
 
-    def __init__(self, app: GridApplication) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, *, request: BaseRequest | None = None, updates_request: BaseRequest | None = None) -> None:
+        if not settings.telegram_bot_token:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        builder = (
+            ApplicationBuilder()
+            .application_class(GridApplication)
+            .token(settings.telegram_bot_token)
+            .base_url(settings.telegram_api_base_url)
+            .base_file_url(settings.telegram_file_base_url)
+            .defaults(Defaults(tzinfo=settings.tz, parse_mode="HTML"))
+            .rate_limiter(AIORateLimiter(max_retries=3))
+            .concurrent_updates(CONCURRENT_UPDATES)
+            .job_queue(None)  # the runtime's scheduler runs the jobs
+        )
+        builder = builder.request(request or HTTPXRequest(connection_pool_size=16, read_timeout=15, write_timeout=15))
+        builder = builder.get_updates_request(updates_request or HTTPXRequest(read_timeout=40))
+        self.app: GridApplication = builder.build()  # type: ignore[assignment]
+        self.app.channel = self
+        self.app.add_error_handler(_on_ptb_error)  # every update goes to the engine, which handles its own errors
+        self.webhook: dict | None = None  # Updater.start_webhook's arguments; None = long polling
 
     @property
     def bot(self):  # noqa: ANN201
         return self.app.bot
+
+    # -- the adapter's life ------------------------------------------------------------------------
+
+    async def open(self, runtime) -> None:  # noqa: ANN001
+        self.app.runtime = runtime
+        await self.app.initialize()  # getMe: who we are (the username join links need)
+        await self.app.start()  # PTB's update loop; nothing arrives until `receive`
+
+    async def receive(self) -> None:
+        if self.webhook is None:
+            await self.app.updater.start_polling(allowed_updates=allowed_updates(), drop_pending_updates=False,
+                                                 error_callback=_log_polling_error)
+        else:
+            await self.app.updater.start_webhook(**self.webhook, allowed_updates=allowed_updates(), drop_pending_updates=False)
+
+    async def close(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    # -- sending -----------------------------------------------------------------------------------
 
     async def _call(self, coro):  # noqa: ANN001, ANN202
         try:
@@ -158,7 +208,8 @@ class TelegramChannel:
             raise neutral_error(exc) from exc
 
     async def send(self, address: str, text: str, markup: Markup = None) -> str | None:
-        message = await self._call(self.bot.send_message(int(address), text, reply_markup=render(markup)))
+        # No link previews: a form's messages gain nothing from a card under a link.
+        message = await self._call(self.bot.send_message(int(address), text, reply_markup=render(markup), disable_web_page_preview=True))
         return str(message.message_id)
 
     async def edit(self, address: str, message_ref: str, text: str | None, markup: Markup = None) -> None:
@@ -178,6 +229,7 @@ class TelegramChannel:
         await self._call(self.bot.answer_callback_query(event.answer_token, text, show_alert=alert))
 
     async def send_photo(self, address: str, photo: bytes | str, caption: str | None = None, markup: Markup = None) -> None:
+        caption = caption[:CAPTION_LIMIT] if caption else None
         await self._call(self.bot.send_photo(int(address), photo, caption=caption, reply_markup=render(markup)))
 
     async def send_document(self, address: str, data: bytes, filename: str, caption: str | None = None) -> None:
@@ -201,34 +253,37 @@ class TelegramChannel:
         return f"https://t.me/{self.bot.username}?start={code}"
 
 
+def _runtime_attribute(name: str) -> property:
+    """An attribute of the runtime, read and set through the application."""
+    return property(lambda self: getattr(self.runtime, name), lambda self, value: setattr(self.runtime, name, value))
+
+
 class GridApplication(Application):
-    """PTB's Application, our services, and every update handed to the engine as a neutral event."""
+    """PTB's Application, handing every update to the engine as a neutral event. The services are
+    the runtime's (`self.runtime`); they are reachable from here too, as tests and tools expect."""
 
-    settings: Settings
-    db: Database
-    media: MediaStore
-    engine: Engine
-    channels: dict[str, TelegramChannel]
-
-    async def initialize(self) -> None:
-        await super().initialize()
-        await self.engine.load(NAME)  # every stored state, and the open drafts' timers
-        self.engine.start()
-
-    async def stop(self) -> None:
-        await self.engine.stop()
-        await super().stop()
+    runtime: Runtime
+    channel: TelegramChannel
 
     async def process_update(self, update: object) -> None:
         if not isinstance(update, Update):
             return
         event = inbound(update, self.bot.id, self.bot.username)
         if event is not None:
-            await self.engine.handle(self.channels[NAME], event)
+            await self.runtime.engine.handle(self.channel, event)
+
+    settings = _runtime_attribute("settings")
+    db = _runtime_attribute("db")
+    media = _runtime_attribute("media")
+    engine = _runtime_attribute("engine")
+    channels = _runtime_attribute("channels")
+    scheduler = _runtime_attribute("scheduler")
+    lease_holder = _runtime_attribute("lease_holder")
+    outbox_sender = _runtime_attribute("outbox_sender")
 
     @property
     def user_data(self):  # noqa: ANN201 - PTB's shape: Telegram user id -> that person's state
-        return _TelegramStates(self.engine)
+        return _TelegramStates(self.runtime.engine)
 
     @user_data.setter
     def user_data(self, _unused) -> None:  # noqa: ANN001 - PTB's __init__ sets its own, which is not used
@@ -261,54 +316,29 @@ def build_application(
     request: BaseRequest | None = None,
     updates_request: BaseRequest | None = None,
 ) -> GridApplication:
-    if not settings.telegram_bot_token:
-        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-    db = db or Database(settings.database_url)
-    builder = (
-        ApplicationBuilder()
-        .application_class(GridApplication)
-        .token(settings.telegram_bot_token)
-        .base_url(settings.telegram_api_base_url)
-        .base_file_url(settings.telegram_file_base_url)
-        .defaults(Defaults(tzinfo=settings.tz, parse_mode="HTML"))
-        .rate_limiter(AIORateLimiter(max_retries=3))
-        .concurrent_updates(CONCURRENT_UPDATES)
-        .post_init(_post_init)
-        .post_shutdown(_post_shutdown)
-    )
-    builder = builder.request(request or HTTPXRequest(connection_pool_size=16, read_timeout=15, write_timeout=15))
-    builder = builder.get_updates_request(updates_request or HTTPXRequest(read_timeout=40))
-    app: GridApplication = builder.build()  # type: ignore[assignment]
-    app.settings = settings
-    app.db = db
-    app.media = MediaStore(settings.media_dir)
-
-    from handlers import routes
-
-    app.add_error_handler(_on_polling_error)  # every update goes to the engine, which handles its own errors
-    app.channels = {NAME: TelegramChannel(app)}
-    app.engine = Engine(app, routes())
-    app.engine.routes.channels = dict(app.channels)
-    return app
+    """A runtime with the Telegram channel only; its PTB Application, whose `.runtime` starts it."""
+    runtime = Runtime(settings, db)
+    channel = TelegramChannel(settings, request=request, updates_request=updates_request)
+    runtime.add(channel)
+    channel.app.runtime = runtime
+    return channel.app
 
 
-async def _on_polling_error(update: object, context) -> None:  # noqa: ANN001
-    """What PTB itself meets outside any update: getUpdates failing (PTB retries it), a webhook fault."""
-    exc = context.error
-    if isinstance(exc, TelegramError) and is_transient(exc):
+def _log_polling_error(exc: TelegramError) -> None:
+    """getUpdates failed; PTB's Updater tries again by itself."""
+    if is_transient(exc):
         log.warning("Telegram failed while fetching updates: %s; PTB tries again", exc)
     else:
+        log.error("Telegram refused getUpdates: %s; PTB tries again", exc)
+
+
+async def _on_ptb_error(update: object, context) -> None:  # noqa: ANN001
+    """What PTB itself meets outside the engine (a webhook fault)."""
+    exc = context.error
+    if isinstance(exc, TelegramError) and is_transient(exc):
+        log.warning("Telegram failed outside any update: %s", exc)
+    else:
         log.error("error outside any update", exc_info=exc)
-
-
-async def _post_init(app: Application) -> None:
-    from handlers import on_startup
-
-    await on_startup(app)  # type: ignore[arg-type]
-
-
-async def _post_shutdown(app: Application) -> None:
-    await app.db.dispose()  # type: ignore[attr-defined]
 
 
 def allowed_updates() -> list[str]:
