@@ -161,12 +161,12 @@ async def run_gridbot(url: str, workers: int, visits: int, households_per_grid: 
 
     real_get_member = gate_module.get_member
     if diagnostic == "member-cached":
-        members: dict[int, object] = {}
+        members: dict[tuple[str, str], object] = {}
 
-        async def cached(session, telegram_id: int):  # noqa: ANN001, ANN202
-            if telegram_id not in members:
-                members[telegram_id] = await real_get_member(session, telegram_id)
-            return members[telegram_id]
+        async def cached(session, key: str, channel: str):  # noqa: ANN001, ANN202
+            if (channel, key) not in members:
+                members[channel, key] = await real_get_member(session, key, channel)
+            return members[channel, key]
 
         gate_module.get_member = cached
     try:

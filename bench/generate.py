@@ -19,7 +19,7 @@ from bot.db import Database
 from models.checklist import DEFAULT_CHECKLIST, SHOP_CATEGORIES
 from models.issues import DEFAULT_CATEGORIES, TRANSITIONS, Issue, IssueEvent, due_at_for
 from models.patrols import Finding, Patrol, Rectification, Shop
-from models.tables import Grid, Household, User, UserGrid, Visit
+from models.tables import ChannelIdentity, Grid, Household, User, UserGrid, Visit
 
 # "Now" of the benchmark city: the records span the 18 months before it.
 NOW = datetime(2026, 5, 20, 2, 0, tzinfo=UTC)
@@ -132,11 +132,15 @@ async def generate(db: Database, size: Size = FULL, seed: int = 8, keep: bool = 
             await w.add(Grid.__table__, {"id": gid, "code": f"C{gid:04d}", "name": f"城市网格{gid}", "community": f"社区{(gid - 1) // 10}",
                                          "target_coverage": 0.2, "created_at": created})
         await w.flush()
+        for tg_base, ids in ((WORKER_TG, worker_ids), (SUPERVISOR_TG, supervisor_ids)):
+            for n, uid in enumerate(ids):
+                await w.add(ChannelIdentity.__table__, {"user_id": uid, "channel": "telegram", "key": str(tg_base + n), "created_at": created})
+        await w.flush()
         for n, uid in enumerate(worker_ids):
-            await w.add(User.__table__, {"id": uid, "telegram_id": WORKER_TG + n, "display_name": f"网格员{n}", "phone": None, "role": "worker",
+            await w.add(User.__table__, {"id": uid, "display_name": f"网格员{n}", "phone": None, "role": "worker",
                                          "language": "zh_CN", "active": True, "created_at": created})
         for n, uid in enumerate(supervisor_ids):
-            await w.add(User.__table__, {"id": uid, "telegram_id": SUPERVISOR_TG + n, "display_name": f"网格长{n}", "phone": None,
+            await w.add(User.__table__, {"id": uid, "display_name": f"网格长{n}", "phone": None,
                                          "role": "supervisor", "language": "zh_CN", "active": True, "created_at": created})
         await w.flush()
         for n, uid in enumerate(worker_ids):

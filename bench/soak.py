@@ -51,7 +51,7 @@ from sqlmodel import select
 
 from bench.common import WORK, ScratchDB
 from bot.db import Database
-from models.tables import Household, Role, User, Visit
+from models.tables import ChannelIdentity, Household, Role, Visit
 from models.users import create_grid, create_user
 from sandbox.localapi import _CANONICAL, DroppedConnection, LocalBotAPI, _Fault, buttons, run_in_thread
 
@@ -536,8 +536,9 @@ async def tally(db_url: str, workers: list[Worker], api: FaultyAPI) -> Tally:
     db = Database(db_url)
     try:
         async with db.session() as s:
-            rows = (await s.exec(select(Visit.id, Visit.draft_id, Visit.notes, User.telegram_id)
-                                 .join(User, User.id == Visit.worker_id))).all()
+            rows = [(i, d, n, int(k)) for i, d, n, k in (await s.exec(
+                select(Visit.id, Visit.draft_id, Visit.notes, ChannelIdentity.key)
+                .join(ChannelIdentity, (ChannelIdentity.user_id == Visit.worker_id) & (ChannelIdentity.channel == "telegram")))).all()]
             outbox = {state: n for state, n in (await s.exec(text("SELECT state, count(*) FROM outbox GROUP BY state"))).all()}
     finally:
         await db.dispose()

@@ -45,6 +45,7 @@ from datetime import datetime, timedelta
 
 import httpx
 from aiolimiter import AsyncLimiter
+
 from bot import wecom
 from bot.chat import Button, Buttons, Refused, Transient
 from models import clock, outbox
@@ -274,11 +275,13 @@ async def disable_robot(app, recipient: str, errcode: int) -> None:  # noqa: ANN
         await outbox.kill_recipient(session, recipient, f"robot disabled (errcode {errcode})")
         messages = []
         for admin in await admins(session):
+            if admin.recipient is None:
+                continue
             _ = gettext_for(resolve_language(admin.language, None, app.settings.default_language))
             text = _("⚠️ A WeCom group robot ({robot}, for {scope}) refused its key (errcode {code}); gridbot stopped using it. "
                      "Put a valid webhook URL in WECOM_ROBOTS and restart.").format(
                 robot=recipient.removeprefix("wecom:"), scope=", ".join(scopes) or "?", code=errcode)
-            messages.append(NewMessage("wecom_disabled", recipient.removeprefix("wecom:"), tg(admin.telegram_id), text, urgent=True))
+            messages.append(NewMessage("wecom_disabled", recipient.removeprefix("wecom:"), admin.recipient, text, urgent=True))
         await outbox.enqueue(session, messages)
     log.error("WeCom robot %s disabled after errcode %s", recipient, errcode)
 

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     telegram_file_base_url: str = "https://api.telegram.org/file/bot"
     database_url: str = "sqlite+aiosqlite:///./gridbot.db"
     admin_telegram_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    admins: Annotated[list[tuple[str, str]], NoDecode] = Field(default_factory=list)  # ADMINS=telegram:9001,wecom:zhangsan
     timezone: str = "Asia/Shanghai"
     default_language: str = "zh_CN"
     conversation_timeout_minutes: int = Field(default=15, ge=1, le=24 * 60)
@@ -90,6 +91,27 @@ class Settings(BaseSettings):
         if isinstance(v, int):
             return [v]
         return v
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _admins(cls, v: object) -> object:
+        if isinstance(v, str):
+            out = []
+            for part in (p.strip() for p in v.split(",")):
+                channel, _, key = part.partition(":")
+                if not part:
+                    continue
+                if not re.fullmatch(r"[a-z][a-z0-9_]{0,15}", channel) or not key.strip():
+                    raise ValueError(f"each entry is CHANNEL:ID (telegram:9001, wecom:zhangsan); got {part!r}")
+                out.append((channel, key.strip()))
+            return out
+        return v
+
+    def is_configured_admin(self, channel: str, key: str) -> bool:
+        """Named an admin in the settings: ADMINS (any channel) or ADMIN_TELEGRAM_IDS (Telegram's)."""
+        if channel == "telegram" and key.isdigit() and int(key) in self.admin_telegram_ids:
+            return True
+        return (channel, key) in self.admins
 
     @field_validator("timezone")
     @classmethod

@@ -382,7 +382,7 @@ async def summary_command(event: Inbound, context: GridContext) -> None:
 
 def _actor(context: GridContext) -> str:
     member = _member(context)
-    return member.display_name or str(member.telegram_id)
+    return member.display_name or member.handle
 
 
 @requires(*MANAGERS)
@@ -395,7 +395,7 @@ async def users_command(event: Inbound, context: GridContext) -> None:
         name, phone = u.name, u.phone  # within the caller's scope: shown (supervisors reach their workers by phone)
         state = "" if u.active else " ⛔ " + context._("deactivated")
         lines.append(f"#{u.id} {esc(name or '?')} · {role_name(context, Role(u.role))} · {esc(','.join(u.grid_codes) or '—')} · "
-                     f"<code>{u.telegram_id}</code>{' · ' + esc(phone) if phone else ''}{state}")
+                     f"<code>{esc(u.handle)}</code>{' · ' + esc(phone) if phone else ''}{state}")
     await context.reply("\n".join(lines))
 
 
@@ -419,7 +419,7 @@ async def setrole_command(event: Inbound, context: GridContext) -> None:
             changed = await admin_model.set_role(session, _member(context), target, role)
             await audit.record(session, _member(context).id, _actor(context), "setrole", user=target.id, old=target.role.value, new=role.value)
         await refresh_menu(context, changed)
-        await context.reply(context._("{user} is now {role}.").format(user=esc(changed.display_name or str(changed.telegram_id)),
+        await context.reply(context._("{user} is now {role}.").format(user=esc(changed.display_name or changed.handle),
                                                                               role=role_name(context, role)))
 
     await _run(event, context, body)
@@ -438,7 +438,7 @@ async def setgrid_command(event: Inbound, context: GridContext) -> None:
             changed, grids = await admin_model.set_grids(session, target, admin_model.parse_grid_codes(args[1]))
             await audit.record(session, _member(context).id, _actor(context), "setgrid", user=target.id, old=old, new=[g.code for g in grids])
         await refresh_menu(context, changed)
-        await context.reply(context._("{user}'s grids: {grids}.").format(user=esc(changed.display_name or str(changed.telegram_id)),
+        await context.reply(context._("{user}'s grids: {grids}.").format(user=esc(changed.display_name or changed.handle),
                                                                                   grids=esc("、".join(f"{g.code} {g.name}" for g in grids))))
 
     await _run(event, context, body)
@@ -456,7 +456,7 @@ async def deactivate_command(event: Inbound, context: GridContext) -> None:
             target = await admin_model.find_user(session, args[0])
             handed = await admin_model.deactivate(session, _member(context), target, note)
             await audit.record(session, _member(context).id, _actor(context), "deactivate", user=target.id, issues=[h.issue.human_id for h in handed])
-        name = target.display_name or str(target.telegram_id)
+        name = target.display_name or target.handle
         await after_deactivation(context, target, handed, name)
         await context.reply(context._("{user} is deactivated; their records stay. Issues handed back to the supervisors: {n}.").format(
             user=esc(name), n=len(handed)))
@@ -467,14 +467,14 @@ async def deactivate_command(event: Inbound, context: GridContext) -> None:
 async def after_deactivation(context: GridContext, target: Member, handed: list, name: str) -> None:
     """After the commit: clear the user's command menu and tell the supervisors which issues came back."""
     try:
-        await context.channel.set_commands(address_of(target), None)
+        await context.channel.set_commands(address_of(target, context.channel.name), None)
     except ChannelError:
         log.warning("could not clear the command menu of user %s", target.id)
     for h in handed:
         for sup in h.supervisors:
             t = gettext_for(sup.language or context.settings.default_language)
             try:
-                await context.send_to(address_of(sup), t(
+                await context.send_to(address_of(sup, context.channel.name), t(
                     "↩️ Issue {id} ({category}, {grid}) is back in your dispatch queue: its assignee {name} was deactivated. See /tasks."
                 ).format(id=h.issue.human_id, category=esc(h.issue.category), grid=esc(h.issue.grid_code), name=esc(name)))
             except ChannelError:

@@ -35,7 +35,7 @@ async def gate(event: Inbound, context: GridContext) -> None:
     closed = context.user_data.pop(TIMED_OUT_KEY, None)
     context.timed_out = closed.get("flow") if isinstance(closed, dict) else None
     async with context.db.session() as session:
-        member = await get_member(session, int(event.user_key)) if event.user_key.isdigit() else None
+        member = await get_member(session, event.user_key, context.channel.name)
     context.member = member
     context.lang = resolve_language(member.language if member else None, event.language, context.settings.default_language)
 
@@ -44,8 +44,8 @@ async def gate(event: Inbound, context: GridContext) -> None:
         raise Stop
     if member is not None and member.active:
         return
-    if event.kind == COMMAND and event.command == "start":
-        return  # /start handles joining (and refuses politely where it must)
+    if event.kind == COMMAND and (event.command == "start" or (event.command == "link" and member is None)):
+        return  # /start joins with an invitation, /link CODE with another platform's account (each refuses politely where it must)
     text = (
         context._("Your gridbot account has been deactivated. Ask your street office if this is a mistake.")
         if member is not None
@@ -58,9 +58,10 @@ async def gate(event: Inbound, context: GridContext) -> None:
     raise Stop
 
 
-def address_of(member: Member) -> str:
-    """Where a member is reached on the channel in use (today: their Telegram chat)."""
-    return str(member.telegram_id)
+def address_of(who, channel: str) -> str:  # noqa: ANN001 - a Member, or a models row with `key_on`
+    """Where someone is reached on `channel` (their key there: a Telegram chat id); "" when they do
+    not use that channel, which every channel refuses as it refuses a chat that is gone (Blocked)."""
+    return who.key_on(channel) or ""
 
 
 def not_registered_text(context: GridContext) -> str:

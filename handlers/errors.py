@@ -12,7 +12,8 @@ from bot.context import GridContext
 from bot.db import is_transient
 from bot.i18n import gettext_for, resolve_language
 from models import clock
-from models.users import active_admin_telegram_ids, get_member
+from models.outbox import recipient, split_recipient
+from models.users import active_admin_recipients, get_member
 
 log = logging.getLogger(__name__)
 ALERT_INTERVAL = timedelta(minutes=10)
@@ -51,10 +52,10 @@ async def on_error(event: Inbound | None, context: GridContext) -> None:
 async def _language_of(context: GridContext, event: Inbound) -> str:
     """The member may not be known yet (the gate may be what failed): find the language again."""
     chosen = context.member.language if context.member else None
-    if context.member is None and event.user_key.isdigit():
+    if context.member is None:
         try:
             async with context.db.session() as session:
-                member = await get_member(session, int(event.user_key))
+                member = await get_member(session, event.user_key, context.channel.name)
             chosen = member.language if member else None
         except Exception:  # noqa: BLE001 - the database may be down
             log.info("language lookup failed; using the platform's language")
@@ -71,16 +72,18 @@ async def _alert_admins(context: GridContext, exc: BaseException, event_id: str 
     last_alerts[kind] = now
     try:
         async with context.db.session() as session:
-            admins = await active_admin_telegram_ids(session)
+            admins = await active_admin_recipients(session)
     except Exception:  # noqa: BLE001 - the database may be what failed
-        admins = list(context.settings.admin_telegram_ids)
+        admins = [recipient("telegram", str(i)) for i in context.settings.admin_telegram_ids]
+        admins += [recipient(channel, key) for channel, key in context.settings.admins]
     _ = gettext_for(context.settings.default_language)
     text = _("⚠️ gridbot error {kind} (update {update}). Details are in the log.").format(kind=kind, update=event_id)
-    channel = context.app.channels.get("telegram")  # the admins' ids are Telegram ids until identities come
-    if channel is None:
-        return
-    for chat_id in admins:
+    for admin in admins:
+        name, address = split_recipient(admin)
+        channel = context.app.channels.get(name)
+        if channel is None:
+            continue  # an admin on a channel this process does not run
         try:
-            await channel.send(str(chat_id), html.escape(text, quote=False))  # the kind may hold <lambda>
+            await channel.send(address, html.escape(text, quote=False))  # the kind may hold <lambda>
         except Exception:  # noqa: BLE001
             log.warning("could not alert an admin chat", exc_info=True)

@@ -272,7 +272,7 @@ def _extend_markup(t: Callable[[str], str], issue: IssueView) -> Buttons:
 
 async def _send(context: GridContext, member: Member, text: str, markup: Buttons | None = None) -> None:
     """Tell another user; a failed notification never undoes what was committed (see flow.notify)."""
-    await notify(context, address_of(member), text, markup)
+    await notify(context, address_of(member, context.channel.name), text, markup)
 
 
 # -- notifications -------------------------------------------------------------------------------
@@ -289,8 +289,9 @@ async def notify_dispatchers(context: GridContext, issue: IssueView, headline: s
             continue
         t = _t_for(context, m)
         for photo in photos:
-            await send_stored_photo(context, address_of(m), photo.file_id, photo.sha256, t("{id}: photo after resolving").format(id=issue.human_id))
-        await send_pin(context, address_of(m), issue.latitude, issue.longitude)
+            await send_stored_photo(context, address_of(m, context.channel.name), photo.file_id, photo.sha256,
+                                    t("{id}: photo after resolving").format(id=issue.human_id))
+        await send_pin(context, address_of(m, context.channel.name), issue.latitude, issue.longitude)
         text = t(headline).format(id=issue.human_id) + "\n\n" + card(context, t, issue)
         if note:
             text += "\n" + summary_line(t("Note"), esc(note))
@@ -306,7 +307,7 @@ async def notify_change(context: GridContext, result: TransitionResult, actor: M
     told: set[int] = {actor.id}
     if action == "assign" and assignee is not None and assignee.id not in told:
         t = _t_for(context, assignee)
-        await send_pin(context, address_of(assignee), issue.latitude, issue.longitude)  # where to go
+        await send_pin(context, address_of(assignee, context.channel.name), issue.latitude, issue.longitude)  # where to go
         await _send(context, assignee, t("📥 A new task for you, from {name}:").format(name=esc(actor.display_name or "?")) + "\n\n"
                     + card(context, t, issue), action_markup(t, issue, assignee))
         told.add(assignee.id)
@@ -891,7 +892,7 @@ async def _pick_markup(context: GridContext, issue: IssueView, member: Member) -
     async with context.db.session() as session:
         workers = await grid_workers(session, issue.grid_id)
         load = await open_task_counts(session, [w.id for w in workers])
-    rows = [[Button(context._("👷 {name} · {n} open").format(name=w.display_name or w.telegram_id, n=load.get(w.id, 0)),
+    rows = [[Button(context._("👷 {name} · {n} open").format(name=w.display_name or w.handle, n=load.get(w.id, 0)),
                                   data=_data("asg", issue, w.id))] for w in workers if w.id != member.id]
     rows.append([Button(context._("🙋 Me"), data=_data("asg", issue, member.id))])
     rows.append([Button(context._("↩️ Back"), data=_data("back", issue))])

@@ -14,7 +14,7 @@ from bot.chat import Button, Buttons, Inbound
 from bot.context import GridContext
 from bot.engine import Command, OnButton
 from handlers.admin import _actor, _run, after_deactivation
-from handlers.common import address_of, esc, requires
+from handlers.common import esc, requires
 from models import admin as admin_model
 from models import audit
 from models.errors import RuleError
@@ -37,7 +37,8 @@ async def _forget(context: GridContext, actor: Member, target: Member) -> list |
                                                   context._("account closed at the user's request"), allow_self=True)
         await audit.record(session, actor.id, forgotten_name(actor.id) if actor.id == target.id else _actor(context), "forget",
                            user=target.id, issues=[h.issue.human_id for h in handed])
-    context.app.engine.drop(context.channel.name, address_of(target))
+    for channel, key in target.identities:  # loaded before the forgetting deleted them
+        context.app.engine.drop(channel, key)
     await after_deactivation(context, target, handed, forgotten_name(target.id))
     return handed
 
@@ -92,7 +93,7 @@ async def forget_command(event: Inbound, context: GridContext) -> None:
             return
         await context.reply(context._(
             "{user} is forgotten: name and phone removed, account closed, records kept as «{name}». Issues handed back to the supervisors: {n}."
-        ).format(user=esc(target.display_name or str(target.telegram_id)), name=forgotten_name(target.id), n=len(handed)))
+        ).format(user=esc(target.display_name or target.handle), name=forgotten_name(target.id), n=len(handed)))
 
     await _run(event, context, body)
 

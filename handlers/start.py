@@ -23,7 +23,17 @@ from handlers.flow import END, STAY, Flow, Step, keyboard, register_flow, rule_m
 from models.errors import RuleError
 from models.tables import Role
 from models.text import one_line
-from models.users import Member, get_member, grids_by_ids, redeem_invitation, register_configured_admin, set_language, set_profile
+from models.users import (
+    Member,
+    create_link_code,
+    grids_by_ids,
+    member_by_id,
+    redeem_invitation,
+    redeem_link_code,
+    register_configured_admin,
+    set_language,
+    set_profile,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +69,7 @@ COMMANDS: list[tuple[str, str, tuple[Role, ...]]] = [
     ("deactivate", N_("deactivate a user: /deactivate USER [reason]"), (Role.ADMIN,)),
     ("forget", N_("anonymise a departing user and close their account: /forget USER"), (Role.ADMIN,)),
     ("import", N_("import a registry or ledger: /import KIND, then the file"), (Role.ADMIN,)),
+    ("link", N_("use gridbot on another platform too (WeCom, Telegram): a code to send there"), ALL),
     ("forget_me", N_("remove my name and phone and close my account"), ALL),
     ("menu", N_("the main menu: buttons for visit, patrol, report, to do, mine"), ALL),
     ("lang", N_("switch language (中文 / English)"), ALL),
@@ -73,6 +84,15 @@ JOIN_RULES = {
     "invite_used": N_("This invitation has already been used. Ask your administrator for a new one."),
     "invite_expired": N_("This invitation has expired. Ask your administrator for a new one."),
     "already_registered": N_("You are already registered; the invitation was not used."),
+}
+
+
+LINK_RULES = {
+    "link_unknown": N_("That link code is not valid. Send /link on the platform where you already use gridbot to get a new one."),
+    "link_used": N_("That link code has already been used. Send /link on your other platform for a new one."),
+    "link_expired": N_("That link code has expired (they last 10 minutes). Send /link on your other platform for a new one."),
+    "link_same_channel": N_("Your account already has an identity on this platform; a link code binds a second platform."),
+    "already_registered": N_("You are already registered here; a link code is for a platform where you are not yet."),
 }
 
 
@@ -134,7 +154,7 @@ async def set_menu(context: GridContext, member: Member, language: str) -> None:
         return
     t = gettext_for(language)
     try:
-        await context.channel.set_commands(address_of(member), [(c, t(d)) for c, d in commands_for(member.role)])
+        await context.channel.set_commands(address_of(member, context.channel.name), [(c, t(d)) for c, d in commands_for(member.role)])
     except ChannelError:
         log.warning("could not set the command menu of user %s", member.id)
 
@@ -165,12 +185,12 @@ async def begin_join(event: Inbound, context: GridContext) -> dict | None:
     async with context.db.session() as session:
         if code:
             try:
-                member = await redeem_invitation(session, code[:64], int(event.user_key), event.name[:64], context.lang)
+                member = await redeem_invitation(session, code[:64], event.user_key, event.name[:64], context.lang, context.channel.name)
             except RuleError as err:
                 await context.reply(rule_message(context, err, JOIN_RULES))
                 return None
-        elif event.user_key.isdigit() and int(event.user_key) in context.settings.admin_telegram_ids:
-            member = await register_configured_admin(session, int(event.user_key), event.name[:64], context.lang)
+        elif context.settings.is_configured_admin(context.channel.name, event.user_key):
+            member = await register_configured_admin(session, event.user_key, event.name[:64], context.lang, context.channel.name)
         else:
             await context.reply(not_registered_text(context))
             return None
@@ -280,7 +300,7 @@ async def lang_button(event: Inbound, context: GridContext) -> None:
         return
     async with context.db.session() as session:
         await set_language(session, member.id, code)
-        member = await get_member(session, member.telegram_id)
+        member = await member_by_id(session, member.id)
     context.lang, context.member = code, member
     if context.draft is not None:
         context.draft["lang"] = code
@@ -305,8 +325,42 @@ async def outside_any_flow(event: Inbound, context: GridContext) -> None:
                     markup=menu_markup(context))
 
 
+# -- /link: the same person on a second platform ---------------------------------------------------
+
+
+async def link_command(event: Inbound, context: GridContext) -> None:
+    """`/link` (registered): a code to send on the other platform. `/link CODE` (not yet registered
+    here): this platform's identity joins the account that made the code, with its role and grids."""
+    member = context.member
+    if not context.args:
+        if member is None or not member.active:
+            await context.reply(not_registered_text(context))
+            return
+        async with context.db.session() as session:
+            link = await create_link_code(session, member.id)
+        await context.reply(context._(
+            "To use gridbot on another platform (WeCom, Telegram, …) as the same person, send this there within 10 minutes:\n"
+            "<code>/link {code}</code>\nOnly send it yourself: whoever sends it becomes you there.").format(code=link.code))
+        return
+    if member is not None:
+        await context.reply(context._(LINK_RULES["already_registered"]))
+        return
+    try:
+        async with context.db.session() as session:
+            member = await redeem_link_code(session, context.args[0][:16], event.user_key, context.channel.name)
+    except RuleError as err:
+        await context.reply(rule_message(context, err, LINK_RULES))
+        return
+    context.member = member
+    context.lang = member.language or context.lang
+    await set_menu(context, member, context.lang)
+    await context.reply(context._("Linked: you are {name} here too, with the same role and grids.").format(
+        name=esc(member.display_name or event.name)) + "\n\n" + help_text(context), markup=menu_markup(context))
+
+
 FLOWS = [JOIN_FLOW]
 HANDLERS = [
+    Command("link", link_command),
     Command("help", help_command),
     Command("lang", lang_command),
     OnButton(r"^lang:", lang_button),

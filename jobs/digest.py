@@ -207,14 +207,15 @@ def split_text(text: str, limit: int = TG_LIMIT) -> list[str]:
     return parts
 
 
-def telegram_messages(settings, digest: Digest, grid_ids: list[int], chat_id: int, language: str | None, key: str,  # noqa: ANN001
-                      mask: bool = False) -> list[NewMessage]:
+def chat_messages(settings, digest: Digest, grid_ids: list[int], to: str, language: str | None, key: str,  # noqa: ANN001
+                  mask: bool = False) -> list[NewMessage]:
+    """The digest for one chat (a person's or a group's) on a conversation channel; `to` is the outbox recipient."""
     lang = resolve_language(language, None, settings.default_language)
     _ = gettext_for(lang)
     text = render(_, digest, grid_ids, settings.tz, lang, mask=mask)
-    out = [NewMessage("digest", key, tg(chat_id), part, part=n) for n, part in enumerate(split_text(text))]
+    out = [NewMessage("digest", key, to, part, part=n) for n, part in enumerate(split_text(text))]
     caption = _("📈 Last {n} weeks: visits (bars) and issue resolution rate (line)").format(n=len(digest.weeks))
-    out.append(NewMessage("digest_chart", key, tg(chat_id), caption, image=chart(_, digest, grid_ids)))
+    out.append(NewMessage("digest_chart", key, to, caption, image=chart(_, digest, grid_ids)))
     return out
 
 
@@ -243,19 +244,20 @@ async def produce_digest(session, app, scheduled: datetime, now: datetime) -> li
         return []
     codes = {g.code: gid for gid, g in digest.grids.items()}
     out: list[NewMessage] = []
-    sup_grids: dict[int, tuple[rm.Person, list[int]]] = {}
+    sup_grids: dict[str, tuple[rm.Person, list[int]]] = {}
     for gid, people in (await rm.grid_people(session, Role.SUPERVISOR)).items():
         for p in people:
-            sup_grids.setdefault(p.telegram_id, (p, []))[1].append(gid)
-    for tid, (person, gids) in sup_grids.items():
-        out += telegram_messages(settings, digest, sorted(gids, key=lambda g: digest.grids[g].code), tid, person.language, week.label)
+            if p.recipient is not None:
+                sup_grids.setdefault(p.recipient, (p, []))[1].append(gid)
+    for to, (person, gids) in sup_grids.items():
+        out += chat_messages(settings, digest, sorted(gids, key=lambda g: digest.grids[g].code), to, person.language, week.label)
     for admin in await rm.admins(session):
-        if admin.telegram_id not in sup_grids:
-            out += telegram_messages(settings, digest, all_ids, admin.telegram_id, admin.language, week.label)
+        if admin.recipient is not None and admin.recipient not in sup_grids:
+            out += chat_messages(settings, digest, all_ids, admin.recipient, admin.language, week.label)
     for scope, chat_ids in settings.digest_chats.items():
         gids = _scope_grids(scope, codes, all_ids)
         for chat_id in chat_ids if gids else []:
-            out += telegram_messages(settings, digest, gids, chat_id, None, f"{week.label}:{scope}", mask=True)
+            out += chat_messages(settings, digest, gids, tg(chat_id), None, f"{week.label}:{scope}", mask=True)
     for scope, urls in settings.wecom_robots.items():
         gids = _scope_grids(scope, codes, all_ids)
         for url in urls if gids else []:

@@ -15,7 +15,7 @@ import html
 import logging
 from dataclasses import dataclass, field
 
-from bot.delivery import drain, tg
+from bot.delivery import drain
 from bot.i18n import gettext_for, resolve_language
 from models import clock, outbox
 from models.checklist import item_label
@@ -54,7 +54,8 @@ async def send_due_reminders(app) -> int:  # noqa: ANN001 - GridApplication (or 
             if not await claim_reminder(session, d.order_id, now):
                 continue  # another run reminded it meanwhile
             for r in recipients:
-                letters.setdefault(r.telegram_id, _Letter(r)).due.append(d)
+                if r.recipient is not None:
+                    letters.setdefault(r.recipient, _Letter(r)).due.append(d)
         messages = []
         for letter in letters.values():
             _ = gettext_for(resolve_language(letter.recipient.language, None, app.settings.default_language))
@@ -70,7 +71,7 @@ async def send_due_reminders(app) -> int:  # noqa: ANN001 - GridApplication (or 
             lines.append(_("Send /patrol, pick the shop and check it again: the order closes when every escalated item passes."))
             orders = ",".join(str(d.order_id) for d in letter.due)
             key = f"{today.isoformat()}:{hashlib.sha1(orders.encode()).hexdigest()[:12]}"  # noqa: S324 - a key, not a secret
-            messages.append(NewMessage("reinspection", key, tg(letter.recipient.telegram_id), "\n".join(lines), not_before=release))
+            messages.append(NewMessage("reinspection", key, letter.recipient.recipient, "\n".join(lines), not_before=release))
         await outbox.enqueue(session, messages)
     await drain(app)
     async with app.db.session() as session:

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from bot.delivery import buttons_payload, tg
+from bot.delivery import buttons_payload
 from bot.i18n import gettext_for, resolve_language
 from models import clock, outbox, periods
 from models import reminders as rm
@@ -93,7 +93,7 @@ async def worker_plan(session, settings, at: datetime, worker_ids: list[int] | N
 async def produce_visit_pace(session, app, scheduled: datetime, now: datetime) -> list[NewMessage]:  # noqa: ANN001
     settings = app.settings
     coverage, households, workers, own = await worker_plan(session, settings, now)
-    letters: dict[int, tuple[rm.Person, list[str]]] = {}
+    letters: dict[str, tuple[rm.Person, list[str]]] = {}  # by recipient
     for n, (gid, people) in enumerate(workers.items()):
         if n % 50 == 49:
             await asyncio.sleep(0)  # formatting a city's letters is CPU work: let replies run in between
@@ -106,12 +106,13 @@ async def produce_visit_pace(session, app, scheduled: datetime, now: datetime) -
         for person in people:
             _ = _t(settings, person.language)
             section = grid_section(_, cov, listed, own.get(person.user_id, 0) if cov.behind else None, now, settings.tz)
-            letters.setdefault(person.telegram_id, (person, []))[1].append(section)
+            if person.recipient is not None:
+                letters.setdefault(person.recipient, (person, []))[1].append(section)
     out = []
-    for tid, (person, sections) in letters.items():
+    for to, (person, sections) in letters.items():
         _ = _t(settings, person.language)
         body = _("🏠 <b>Home visits</b>") + "\n\n" + "\n\n".join(sections) + "\n\n" + _("Send /visit to log a visit, /due for this list at any time.")
-        out.append(NewMessage("visit_pace", local_date(scheduled, settings), tg(tid), body[:4096]))
+        out.append(NewMessage("visit_pace", local_date(scheduled, settings), to, body[:4096]))
     return out
 
 
@@ -160,28 +161,30 @@ async def produce_overdue(session, app, scheduled: datetime, now: datetime) -> l
     quiet = await rm.snoozed(session, "overdue", scheduled)  # by the run's moment (a late catch-up too); an urgent issue is said anyway
     for uid, mine in by_assignee.items():
         person = people.get(uid)
-        if person is None or (uid in quiet and not any(i.urgent for i in mine)):
+        if person is None or person.recipient is None or (uid in quiet and not any(i.urgent for i in mine)):
             continue
         _ = _t(settings, person.language)
         lines = [_("⏰ <b>Your issues overdue or due today</b>: {n}").format(n=len(mine))] + [_issue_line(_, i, now, tz) for i in mine[:20]]
-        out.append(NewMessage("overdue_assignee", key, tg(person.telegram_id), "\n".join(lines)[:4096], payload=_open_buttons(_, mine, "overdue"),
+        out.append(NewMessage("overdue_assignee", key, person.recipient, "\n".join(lines)[:4096], payload=_open_buttons(_, mine, "overdue"),
                               urgent=any(i.urgent for i in mine)))
 
     # Supervisors: the overdue issues and overdue re-inspections of their grids.
     overdue = [i for i in issues if i.due_at < now]
     orders = await rm.overdue_orders(session, now, tz)
     supervisors = await rm.grid_people(session, Role.SUPERVISOR)
-    letters: dict[int, tuple[rm.Person, list, list]] = {}
+    letters: dict[str, tuple[rm.Person, list, list]] = {}  # by recipient
     for gid, sups in supervisors.items():
         g_issues = [i for i in overdue if i.grid_id == gid]
         g_orders = [o for o in orders if o.grid_id == gid]
         if not g_issues and not g_orders:
             continue
         for sup in sups:
-            entry = letters.setdefault(sup.telegram_id, (sup, [], []))
+            if sup.recipient is None:
+                continue
+            entry = letters.setdefault(sup.recipient, (sup, [], []))
             entry[1].extend(g_issues)
             entry[2].extend(g_orders)
-    for tid, (sup, s_issues, s_orders) in letters.items():
+    for to, (sup, s_issues, s_orders) in letters.items():
         if sup.user_id in quiet and not any(i.urgent for i in s_issues):
             continue
         _ = _t(settings, sup.language)
@@ -194,7 +197,7 @@ async def produce_overdue(session, app, scheduled: datetime, now: datetime) -> l
             lines += [_("• {shop}: «{item}», deadline {date}").format(shop=esc(o.shop_name), item=item_label(_, o.item),
                                                                    date=o.deadline.astimezone(tz).date().isoformat()) for o in s_orders[:20]]
         buttons = _open_buttons(_, s_issues, "overdue") if s_issues else _snooze_buttons(_, "overdue")
-        out.append(NewMessage("overdue_supervisor", key, tg(tid), "\n".join(lines)[:4096], payload=buttons,
+        out.append(NewMessage("overdue_supervisor", key, to, "\n".join(lines)[:4096], payload=buttons,
                               urgent=any(i.urgent for i in s_issues)))
 
     # Escalation: overdue by more than N days -> the admins, once per issue (an event: no quiet hours).
@@ -204,11 +207,13 @@ async def produce_overdue(session, app, scheduled: datetime, now: datetime) -> l
         if issue.due_at >= limit or await outbox.exists(session, "escalation", f"issue:{issue.id}"):
             continue
         for admin in admin_list:
+            if admin.recipient is None:
+                continue
             _ = _t(settings, admin.language)
             body = _("🚨 Issue {id} ({category}, {grid}) is overdue by more than {days} days: due {due}.").format(
                 id=issue.human_id, category=esc(category_label(_, issue.category)), grid=esc(issue.grid_code),
                 days=settings.overdue_escalation_days, due=issue.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"))
-            out.append(NewMessage("escalation", f"issue:{issue.id}", tg(admin.telegram_id), body, payload=_open_buttons(_, [issue]), urgent=True))
+            out.append(NewMessage("escalation", f"issue:{issue.id}", admin.recipient, body, payload=_open_buttons(_, [issue]), urgent=True))
     return out
 
 

@@ -17,8 +17,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.errors import RuleError
 from models.issues import ASSIGNED, CLOSED, IN_PROGRESS, OPEN_STATUSES, REJECTED, RESOLVED, Issue, IssueView, _views, dispatchers, transition
 from models.patrols import Shop
-from models.tables import Grid, Household, Role, User, UserGrid
-from models.users import Member, get_member, grids_by_codes
+from models.tables import ChannelIdentity, Grid, Household, Role, User, UserGrid
+from models.users import Member, grids_by_codes, member_by_id
 
 # -- masking (exports and lists for non-admins) ---------------------------------------------------
 
@@ -46,7 +46,7 @@ def mask_phone(phone: str | None) -> str | None:
 @dataclass(frozen=True)
 class UserRow:
     id: int
-    telegram_id: int
+    handle: str  # their first channel identity's key (a Telegram id), else #id
     name: str | None
     phone: str | None
     role: str
@@ -55,20 +55,21 @@ class UserRow:
 
 
 async def find_user(session: AsyncSession, ref: str) -> Member:
-    """A user by Telegram id, `#<user id>` or exact display name; RuleError user_unknown / user_ambiguous."""
+    """A user by a channel identity (a Telegram id, a WeCom userid), `#<user id>` or exact display
+    name; RuleError user_unknown / user_ambiguous."""
     ref = ref.strip().lstrip("@")
     if ref.startswith("#") and ref[1:].isdigit():
-        tid = (await session.exec(select(User.telegram_id).where(User.id == int(ref[1:])))).first()
-        ids = [tid] if tid is not None else []
-    elif ref.isdigit():
-        ids = list((await session.exec(select(User.telegram_id).where(User.telegram_id == int(ref)))).all())
+        ids = list((await session.exec(select(User.id).where(User.id == int(ref[1:])))).all())
     else:
-        ids = list((await session.exec(select(User.telegram_id).where(User.display_name == ref))).all())
+        by_key = select(ChannelIdentity.user_id).where(ChannelIdentity.key == ref)
+        ids = list((await session.exec(by_key.distinct())).all())
+        if not ids and not ref.isdigit():
+            ids = list((await session.exec(select(User.id).where(User.display_name == ref))).all())
     if not ids:
         raise RuleError("user_unknown", user=ref)
     if len(ids) > 1:
         raise RuleError("user_ambiguous", user=ref)
-    member = await get_member(session, ids[0])
+    member = await member_by_id(session, ids[0])
     assert member is not None
     return member
 
@@ -76,6 +77,9 @@ async def find_user(session: AsyncSession, ref: str) -> Member:
 async def list_users(session: AsyncSession, grid_ids: list[int] | None) -> list[UserRow]:
     """Users of `grid_ids` (None: everyone, admins included), by role then name."""
     users = (await session.exec(select(User).order_by(User.role, User.display_name, User.id))).all()
+    first_key = {}
+    for uid, key in (await session.exec(select(ChannelIdentity.user_id, ChannelIdentity.key).order_by(ChannelIdentity.id))).all():
+        first_key.setdefault(uid, key)
     links = (await session.exec(select(UserGrid.user_id, Grid.code, Grid.id).join(Grid, col(Grid.id) == UserGrid.grid_id).order_by(Grid.code))).all()
     codes: dict[int, list[str]] = {}
     gids: dict[int, set[int]] = {}
@@ -84,7 +88,7 @@ async def list_users(session: AsyncSession, grid_ids: list[int] | None) -> list[
         gids.setdefault(uid, set()).add(gid)
     wanted = None if grid_ids is None else set(grid_ids)
     return [
-        UserRow(u.id, u.telegram_id, u.display_name, u.phone, u.role, u.active, tuple(codes.get(u.id, [])))
+        UserRow(u.id, first_key.get(u.id, f"#{u.id}"), u.display_name, u.phone, u.role, u.active, tuple(codes.get(u.id, [])))
         for u in users
         if wanted is None or gids.get(u.id, set()) & wanted
     ]
@@ -94,9 +98,9 @@ async def set_role(session: AsyncSession, actor: Member, target: Member, role: R
     if target.id == actor.id:
         raise RuleError("not_yourself")
     if role != Role.ADMIN and not target.grid_ids:
-        raise RuleError("role_needs_grid", user=target.display_name or str(target.telegram_id))
+        raise RuleError("role_needs_grid", user=target.display_name or target.handle)
     await session.exec(update(User).where(col(User.id) == target.id).values(role=role.value))  # type: ignore[call-overload]
-    member = await get_member(session, target.telegram_id)
+    member = await member_by_id(session, target.id)
     assert member is not None
     return member
 
@@ -112,7 +116,7 @@ async def set_grids(session: AsyncSession, target: Member, codes: list[str]) -> 
     await session.exec(delete(UserGrid).where(col(UserGrid.user_id) == target.id))  # type: ignore[call-overload]
     session.add_all([UserGrid(user_id=target.id, grid_id=g.id) for g in sorted({g.id: g for g in grids}.values(), key=lambda g: g.id)])
     await session.flush()
-    member = await get_member(session, target.telegram_id)
+    member = await member_by_id(session, target.id)
     assert member is not None
     return member, grids
 
@@ -132,7 +136,7 @@ async def deactivate(session: AsyncSession, actor: Member, target: Member, note:
     if target.id == actor.id and not allow_self:  # allow_self: /forget_me closes one's own account
         raise RuleError("not_yourself")
     if not target.active:
-        raise RuleError("already_inactive", user=target.display_name or str(target.telegram_id))
+        raise RuleError("already_inactive", user=target.display_name or target.handle)
     open_ids = (await session.exec(
         select(Issue.id, Issue.status).where(Issue.assignee_id == target.id, col(Issue.status).in_((ASSIGNED, IN_PROGRESS)),
                                              col(Issue.voided_at).is_(None)).order_by(Issue.id)

@@ -48,9 +48,9 @@ from models.patrols import (
     replay_reinspections,
 )
 from models.residents import RESIDENT_TAGS, masked_id_number
-from models.tables import Grid, Household, Resident, Role, User, UserGrid, Visit
+from models.tables import ChannelIdentity, Grid, Household, Resident, Role, User, UserGrid, Visit
 from models.text import ascii_digits, mask_id_numbers, one_line
-from models.users import GRID_CODE_RE, ROLE_ALIASES
+from models.users import GRID_CODE_RE, ROLE_ALIASES, TELEGRAM
 from models.visits import HOUSEHOLD_TAGS, MAX_PEOPLE_MET, SITUATIONS
 
 REGISTRIES = ("grids", "households", "residents", "shops", "workers")
@@ -330,8 +330,10 @@ async def _lookups(session: AsyncSession, kind: str) -> Lookups:
         for i, g, n, a, c in (await session.exec(select(Shop.id, Shop.grid_id, Shop.name, Shop.address, Shop.category))).all():
             lk.shops.setdefault((g, n), []).append((i, a, c))
     if kind in LEDGERS:
-        for uid, tid, name, role in (await session.exec(select(User.id, User.telegram_id, User.display_name, User.role))).all():
-            lk.workers_by_tid[tid] = uid
+        for uid, key in (await session.exec(select(ChannelIdentity.user_id, ChannelIdentity.key)
+                                            .where(ChannelIdentity.channel == TELEGRAM))).all():
+            lk.workers_by_tid[int(key)] = uid
+        for uid, name, role in (await session.exec(select(User.id, User.display_name, User.role))).all():
             if name:
                 lk.workers_by_name.setdefault(name, []).append(uid)
             if role == Role.ADMIN:
@@ -793,16 +795,18 @@ async def write(session: AsyncSession, kind: str, records: list[dict], progress:
                 changed.append({"_id": found[0], **values})
         await _finish(session, model.__table__, new, changed, result, progress, total)
     elif kind == "workers":
-        users = {u.telegram_id: u for u in (await session.exec(select(User))).all()}
+        users = {int(key): u for key, u in (await session.exec(select(ChannelIdentity.key, User).join(User, col(User.id) == ChannelIdentity.user_id)
+                                                                .where(ChannelIdentity.channel == TELEGRAM))).all()}
         links: dict[int, list[int]] = {}
         for uid, gid in (await session.exec(select(UserGrid.user_id, UserGrid.grid_id).order_by(UserGrid.grid_id))).all():
             links.setdefault(uid, []).append(gid)
         for r in records:
             u = users.get(r["telegram_id"])
             if u is None:
-                u = User(telegram_id=r["telegram_id"], display_name=r["display_name"], phone=r["phone"], role=r["role"])
+                u = User(display_name=r["display_name"], phone=r["phone"], role=r["role"])
                 session.add(u)
                 await session.flush()
+                session.add(ChannelIdentity(user_id=u.id, channel=TELEGRAM, key=str(r["telegram_id"])))
                 session.add_all([UserGrid(user_id=u.id, grid_id=g) for g in r["grid_ids"]])
                 result.created += 1
                 continue

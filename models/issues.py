@@ -25,7 +25,7 @@ from models import clock
 from models.errors import RuleError
 from models.tables import Grid, Household, Issue, IssueEvent, IssuePhoto, Role, User, UserGrid, Visit
 from models.text import clean_text, mask_id_numbers, one_line
-from models.users import Member, get_member
+from models.users import Member, member_by_id
 
 # -- configuration ------------------------------------------------------------------------------
 
@@ -132,7 +132,6 @@ class IssueView:
     status: str
     reporter_id: int
     reporter_name: str | None
-    reporter_telegram_id: int
     assignee_id: int | None
     assignee_name: str | None
     reported_at: datetime
@@ -227,7 +226,7 @@ async def _views(session: AsyncSession, where: list, order: list | None = None, 
     assignee = User.__table__.alias("assignee")
     photos = select(IssuePhoto.issue_id, func.count().label("n")).group_by(IssuePhoto.issue_id).subquery()
     query = (
-        select(Issue, Grid.code, Grid.name, reporter.c.display_name, reporter.c.telegram_id, assignee.c.display_name,
+        select(Issue, Grid.code, Grid.name, reporter.c.display_name, assignee.c.display_name,
                func.coalesce(photos.c.n, 0))
         .join(Grid, col(Grid.id) == Issue.grid_id)
         .join(reporter, reporter.c.id == Issue.reporter_id)
@@ -241,8 +240,8 @@ async def _views(session: AsyncSession, where: list, order: list | None = None, 
     rows = (await session.exec(query)).all()
     return [
         IssueView(i.id, i.human_id, i.grid_id, code, name, i.category, i.description, i.address, i.latitude, i.longitude, i.urgent,
-                  i.status, i.reporter_id, rname, rtid, i.assignee_id, aname, i.reported_at, i.due_at, int(n), i.voided_at)
-        for i, code, name, rname, rtid, aname, n in rows
+                  i.status, i.reporter_id, rname, i.assignee_id, aname, i.reported_at, i.due_at, int(n), i.voided_at)
+        for i, code, name, rname, aname, n in rows
     ]
 
 
@@ -315,10 +314,10 @@ async def supervisor_queue(session: AsyncSession, member: Member, limit: int = 2
 
 async def _grid_members(session: AsyncSession, grid_id: int, role: Role) -> list[Member]:
     ids = (await session.exec(
-        select(User.telegram_id).join(UserGrid, col(UserGrid.user_id) == User.id)
+        select(User.id).join(UserGrid, col(UserGrid.user_id) == User.id)
         .where(UserGrid.grid_id == grid_id, User.role == role.value, col(User.active).is_(True)).order_by(User.id)
     )).all()
-    return [m for tid in ids if (m := await get_member(session, tid)) is not None]
+    return [m for uid in ids if (m := await member_by_id(session, uid)) is not None]
 
 
 async def grid_workers(session: AsyncSession, grid_id: int) -> list[Member]:
@@ -338,13 +337,8 @@ async def dispatchers(session: AsyncSession, grid_id: int) -> list[Member]:
     members = await _grid_members(session, grid_id, Role.SUPERVISOR)
     if members:
         return members
-    ids = (await session.exec(select(User.telegram_id).where(User.role == Role.ADMIN.value, col(User.active).is_(True)).order_by(User.id))).all()
-    return [m for tid in ids if (m := await get_member(session, tid)) is not None]
-
-
-async def member_by_id(session: AsyncSession, user_id: int) -> Member | None:
-    tid = (await session.exec(select(User.telegram_id).where(User.id == user_id))).first()
-    return None if tid is None else await get_member(session, tid)
+    ids = (await session.exec(select(User.id).where(User.role == Role.ADMIN.value, col(User.active).is_(True)).order_by(User.id))).all()
+    return [m for uid in ids if (m := await member_by_id(session, uid)) is not None]
 
 
 # -- the rules --------------------------------------------------------------------------------------

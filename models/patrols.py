@@ -24,6 +24,7 @@ from models.checklist import SHOP_CATEGORIES
 from models.errors import RuleError
 from models.tables import Finding, FindingEvent, Grid, OrderStatus, Patrol, Rectification, Role, Shop, User, UserGrid
 from models.text import clean_text, mask_id_numbers, one_line
+from models.users import identities_of, reach
 
 SHOP_NAME_LEN = (1, 100)
 SHOP_ADDRESS_LEN = (2, 200)
@@ -494,42 +495,51 @@ async def finding_context(session: AsyncSession, finding_id: int) -> FindingCont
 @dataclass(frozen=True)
 class Recipient:
     user_id: int
-    telegram_id: int
+    recipient: str | None  # where the outbox reaches them (models.users.reach); None: nowhere
     language: str | None
+    identities: tuple[tuple[str, str], ...] = ()  # (channel, key): where a handler reaches them live
+
+    def key_on(self, channel: str) -> str | None:
+        return next((key for ch, key in self.identities if ch == channel), None)
+
+
+async def _recipients(session: AsyncSession, rows) -> list[Recipient]:  # noqa: ANN001 - (id, recipient, language) rows
+    ids = await identities_of(session, [r[0] for r in rows])
+    return [Recipient(*r, identities=ids.get(r[0], ())) for r in rows]
 
 
 async def grid_supervisors(session: AsyncSession, grid_id: int) -> list[Recipient]:
     """Active supervisors whose grids include `grid_id`; active admins when the grid has none."""
     rows = (
         await session.exec(
-            select(User.id, User.telegram_id, User.language).join(UserGrid, col(UserGrid.user_id) == User.id)
+            select(User.id, reach(User.id), User.language).join(UserGrid, col(UserGrid.user_id) == User.id)
             .where(UserGrid.grid_id == grid_id, User.role == Role.SUPERVISOR.value, col(User.active).is_(True)).order_by(User.id)
         )
     ).all()
     if not rows:
         rows = (
-            await session.exec(select(User.id, User.telegram_id, User.language).where(User.role == Role.ADMIN.value, col(User.active).is_(True))
+            await session.exec(select(User.id, reach(User.id), User.language).where(User.role == Role.ADMIN.value, col(User.active).is_(True))
                                .order_by(User.id))
         ).all()
-    return [Recipient(*r) for r in rows]
+    return await _recipients(session, rows)
 
 
 async def patroller(session: AsyncSession, patrol_id: int) -> Recipient | None:
     """Who made a patrol, while they can still be told (active)."""
     row = (await session.exec(
-        select(User.id, User.telegram_id, User.language).join(Patrol, col(Patrol.worker_id) == User.id)
+        select(User.id, reach(User.id), User.language).join(Patrol, col(Patrol.worker_id) == User.id)
         .where(Patrol.id == patrol_id, col(User.active).is_(True)))).first()
-    return Recipient(*row) if row else None
+    return (await _recipients(session, [row]))[0] if row else None
 
 
 async def grid_workers(session: AsyncSession, grid_id: int) -> list[Recipient]:
     rows = (
         await session.exec(
-            select(User.id, User.telegram_id, User.language).join(UserGrid, col(UserGrid.user_id) == User.id)
+            select(User.id, reach(User.id), User.language).join(UserGrid, col(UserGrid.user_id) == User.id)
             .where(UserGrid.grid_id == grid_id, User.role == Role.WORKER.value, col(User.active).is_(True)).order_by(User.id)
         )
     ).all()
-    return [Recipient(*r) for r in rows]
+    return await _recipients(session, rows)
 
 
 async def set_outcome(
@@ -615,12 +625,12 @@ async def reminder_recipients(session: AsyncSession, grid_id: int, patroller_id:
     if all(w.user_id != patroller_id for w in workers):
         row = (
             await session.exec(
-                select(User.id, User.telegram_id, User.language).join(UserGrid, col(UserGrid.user_id) == User.id)
+                select(User.id, reach(User.id), User.language).join(UserGrid, col(UserGrid.user_id) == User.id)
                 .where(User.id == patroller_id, UserGrid.grid_id == grid_id, col(User.active).is_(True))
             )
         ).first()
         if row:
-            workers.append(Recipient(*row))
+            workers += await _recipients(session, [row])
     return workers
 
 

@@ -21,6 +21,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.tables import DisabledChannel, Grid, Household, JobRun, ProcessLease, ReminderSnooze, Role, User, UserGrid, Visit
+from models.users import reach
 
 # Care tags and their visit frequency in days (DESIGN.md §2): 独居老人 weekly, 困难家庭 monthly.
 CARE_VISIT_DAYS: dict[str, int] = {"独居老人": 7, "困难家庭": 30}
@@ -155,7 +156,7 @@ async def disabled_channels(session: AsyncSession) -> set[str]:
 @dataclass(frozen=True)
 class Person:
     user_id: int
-    telegram_id: int
+    recipient: str | None  # where the outbox reaches them (models.users.reach); None: nowhere
     name: str | None
     language: str | None
     role: str
@@ -163,7 +164,7 @@ class Person:
 
 async def grid_people(session: AsyncSession, role: Role, grid_ids: list[int] | None = None) -> dict[int, list[Person]]:
     """Active members of `role` per grid, in one query: {grid id: [Person]}."""
-    query = (select(UserGrid.grid_id, User.id, User.telegram_id, User.display_name, User.language, User.role)
+    query = (select(UserGrid.grid_id, User.id, reach(User.id), User.display_name, User.language, User.role)
              .join(User, col(User.id) == UserGrid.user_id).where(User.role == role.value, col(User.active).is_(True)))
     if grid_ids is not None:
         query = query.where(col(UserGrid.grid_id).in_(grid_ids))
@@ -174,7 +175,7 @@ async def grid_people(session: AsyncSession, role: Role, grid_ids: list[int] | N
 
 
 async def admins(session: AsyncSession) -> list[Person]:
-    rows = await session.exec(select(User.id, User.telegram_id, User.display_name, User.language, User.role)
+    rows = await session.exec(select(User.id, reach(User.id), User.display_name, User.language, User.role)
                               .where(User.role == Role.ADMIN.value, col(User.active).is_(True)).order_by(User.id))
     return [Person(*r) for r in rows.all()]
 
@@ -182,7 +183,7 @@ async def admins(session: AsyncSession) -> list[Person]:
 async def people_by_ids(session: AsyncSession, user_ids: list[int]) -> dict[int, Person]:
     if not user_ids:
         return {}
-    rows = await session.exec(select(User.id, User.telegram_id, User.display_name, User.language, User.role)
+    rows = await session.exec(select(User.id, reach(User.id), User.display_name, User.language, User.role)
                               .where(col(User.id).in_(user_ids), col(User.active).is_(True)))
     return {r[0]: Person(*r) for r in rows.all()}
 

@@ -42,12 +42,38 @@ class User(SQLModel, table=True):
     __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
 
     id: int | None = Field(default=None, primary_key=True)
-    telegram_id: int = Field(sa_column=Column(BigInteger, unique=True, nullable=False))
     display_name: str | None = Field(default=None, max_length=64)
     phone: str | None = Field(default=None, max_length=32)
     role: str = Field(max_length=16)
     language: str | None = Field(default=None, max_length=8)
     active: bool = Field(default=True)
+    created_at: datetime = created_field()
+
+
+class ChannelIdentity(SQLModel, table=True):
+    """Who a person is on one chat channel: a Telegram user id, a WeCom userid, … (one per channel
+    and key; a person may have one on each channel)."""
+
+    __tablename__ = "channel_identity"
+    __table_args__ = (UniqueConstraint("channel", "key", name="uq_channel_identity"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True, ondelete="CASCADE")
+    channel: str = Field(max_length=16)
+    key: str = Field(max_length=128)
+    created_at: datetime = created_field()
+
+
+class LinkCode(SQLModel, table=True):
+    """A short-lived code (`/link`) that binds a second channel's identity to a person."""
+
+    __tablename__ = "link_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True, ondelete="CASCADE")
+    expires_at: datetime = utc_field(nullable=False)
+    used_at: datetime | None = utc_field(default=None, nullable=True)
     created_at: datetime = created_field()
 
 

@@ -7,13 +7,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import case, delete, func, literal, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import clock
 from models.errors import RuleError
-from models.tables import Grid, Invitation, Role, User, UserGrid
+from models.tables import ChannelIdentity, Grid, Invitation, LinkCode, Role, User, UserGrid
 
 GRID_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 ROLE_ALIASES = {
@@ -23,33 +23,85 @@ ROLE_ALIASES = {
 }
 
 
+TELEGRAM = "telegram"
+# The outbox recipient's prefix of a channel where it is not the channel's name (models/outbox.py).
+_RECIPIENT_PREFIX = {TELEGRAM: "tg"}
+
+
 @dataclass(frozen=True)
 class Member:
     """A registered user as handlers see them: a plain value, not a live ORM row."""
 
     id: int
-    telegram_id: int
     display_name: str | None
     phone: str | None
     role: Role
     language: str | None
     active: bool
     grid_ids: tuple[int, ...]
+    identities: tuple[tuple[str, str], ...] = ()  # (channel, key), the first made first
 
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
 
+    def key_on(self, channel: str) -> str | None:
+        """Who they are on `channel` (a Telegram user id as text), None if they do not use it."""
+        return next((key for ch, key in self.identities if ch == channel), None)
 
-async def get_member(session: AsyncSession, telegram_id: int) -> Member | None:
-    user = (await session.exec(select(User).where(User.telegram_id == telegram_id))).first()
-    if user is None:
-        return None
+    @property
+    def recipient(self) -> str | None:
+        """Where the outbox reaches them: their first identity (see `reach`)."""
+        if not self.identities:
+            return None
+        channel, key = self.identities[0]
+        return f"{_RECIPIENT_PREFIX.get(channel, channel)}:{key}"
+
+    @property
+    def handle(self) -> str:
+        """How an admin names them when they have no name: their first identity's key, else #id."""
+        return self.identities[0][1] if self.identities else f"#{self.id}"
+
+
+def reach(user_id):  # noqa: ANN001, ANN201 - a column; a scalar subquery
+    """SQL: the outbox recipient of the person whose id is `user_id` (their first identity), NULL if
+    they have none (forgotten). The one place a query learns where to send."""
+    prefix = case(*((ChannelIdentity.channel == ch, literal(p)) for ch, p in _RECIPIENT_PREFIX.items()), else_=ChannelIdentity.channel)
+    return (select(prefix + literal(":") + ChannelIdentity.key).where(ChannelIdentity.user_id == user_id)
+            .order_by(ChannelIdentity.id).limit(1).correlate_except(ChannelIdentity).scalar_subquery())
+
+
+async def identities_of(session: AsyncSession, user_ids: list[int]) -> dict[int, tuple[tuple[str, str], ...]]:
+    """Each person's (channel, key) pairs, the first made first."""
+    out: dict[int, list[tuple[str, str]]] = {}
+    if user_ids:
+        rows = await session.exec(select(ChannelIdentity.user_id, ChannelIdentity.channel, ChannelIdentity.key)
+                                  .where(col(ChannelIdentity.user_id).in_(list(user_ids))).order_by(ChannelIdentity.id))
+        for uid, channel, key in rows.all():
+            out.setdefault(uid, []).append((channel, key))
+    return {uid: tuple(pairs) for uid, pairs in out.items()}
+
+
+async def _member(session: AsyncSession, user: User) -> Member:
     grid_ids = (await session.exec(select(UserGrid.grid_id).where(UserGrid.user_id == user.id).order_by(UserGrid.grid_id))).all()
+    identities = (await session.exec(select(ChannelIdentity.channel, ChannelIdentity.key).where(ChannelIdentity.user_id == user.id)
+                                     .order_by(ChannelIdentity.id))).all()
     return Member(
-        id=user.id, telegram_id=user.telegram_id, display_name=user.display_name, phone=user.phone,
-        role=Role(user.role), language=user.language, active=user.active, grid_ids=tuple(grid_ids),
+        id=user.id, display_name=user.display_name, phone=user.phone, role=Role(user.role), language=user.language,
+        active=user.active, grid_ids=tuple(grid_ids), identities=tuple((c, k) for c, k in identities),
     )
+
+
+async def get_member(session: AsyncSession, key: int | str, channel: str = TELEGRAM) -> Member | None:
+    """The person who is `key` on `channel` (default Telegram, whose keys are user ids)."""
+    user = (await session.exec(select(User).join(ChannelIdentity, col(ChannelIdentity.user_id) == User.id)
+                               .where(ChannelIdentity.channel == channel, ChannelIdentity.key == str(key)))).first()
+    return None if user is None else await _member(session, user)
+
+
+async def member_by_id(session: AsyncSession, user_id: int) -> Member | None:
+    user = await session.get(User, user_id)
+    return None if user is None else await _member(session, user)
 
 
 async def scope_grid_ids(session: AsyncSession, member: Member) -> list[int]:
@@ -60,27 +112,30 @@ async def scope_grid_ids(session: AsyncSession, member: Member) -> list[int]:
 
 
 async def create_user(
-    session: AsyncSession, telegram_id: int, role: Role, grid_ids: list[int], display_name: str | None, language: str | None
+    session: AsyncSession, key: int | str, role: Role, grid_ids: list[int], display_name: str | None, language: str | None,
+    channel: str = TELEGRAM,
 ) -> Member:
-    user = User(telegram_id=telegram_id, role=role.value, display_name=display_name, language=language)
+    """A new person, known on `channel` as `key`."""
+    user = User(role=role.value, display_name=display_name, language=language)
     session.add(user)
     await session.flush()
+    session.add(ChannelIdentity(user_id=user.id, channel=channel, key=str(key)))
     for gid in sorted(set(grid_ids)):
         session.add(UserGrid(user_id=user.id, grid_id=gid))
     await session.flush()
-    member = await get_member(session, telegram_id)
+    member = await member_by_id(session, user.id)
     assert member is not None
     return member
 
 
 async def register_configured_admin(
-    session: AsyncSession, telegram_id: int, display_name: str | None, language: str | None
+    session: AsyncSession, key: int | str, display_name: str | None, language: str | None, channel: str = TELEGRAM
 ) -> Member:
-    """A user listed in ADMIN_TELEGRAM_IDS becomes an admin at their first /start."""
-    existing = await get_member(session, telegram_id)
+    """A person named an admin in the settings becomes one at their first /start."""
+    existing = await get_member(session, key, channel)
     if existing is not None:
         return existing
-    return await create_user(session, telegram_id, Role.ADMIN, [], display_name, language)
+    return await create_user(session, key, Role.ADMIN, [], display_name, language, channel)
 
 
 async def set_profile(session: AsyncSession, user_id: int, display_name: str | None = None, phone: str | None = None) -> None:
@@ -159,14 +214,14 @@ async def create_invitation(
 
 
 async def redeem_invitation(
-    session: AsyncSession, code: str, telegram_id: int, display_name: str | None, language: str | None
+    session: AsyncSession, code: str, key: int | str, display_name: str | None, language: str | None, channel: str = TELEGRAM
 ) -> Member:
     """Register the user with the invitation's role and grids; the code then stops working.
 
     The claim is a compare-and-set on `used_by IS NULL`, so two people racing for one code
     cannot both join with it.
     """
-    if await get_member(session, telegram_id) is not None:
+    if await get_member(session, key, channel) is not None:
         raise RuleError("already_registered")
     invitation = (await session.exec(select(Invitation).where(Invitation.code == code))).first()
     if invitation is None:
@@ -176,7 +231,7 @@ async def redeem_invitation(
     now = clock.now()
     if invitation.expires_at <= now:
         raise RuleError("invite_expired")
-    member = await create_user(session, telegram_id, Role(invitation.role), invitation.grid_ids, display_name, language)
+    member = await create_user(session, key, Role(invitation.role), invitation.grid_ids, display_name, language, channel)
     claimed = await session.exec(  # type: ignore[call-overload]
         update(Invitation)
         .where(col(Invitation.id) == invitation.id, col(Invitation.used_by).is_(None))
@@ -187,9 +242,56 @@ async def redeem_invitation(
     return member
 
 
-async def active_admin_telegram_ids(session: AsyncSession) -> list[int]:
-    rows = await session.exec(select(User.telegram_id).where(User.role == Role.ADMIN.value, col(User.active).is_(True)))
-    return list(rows.all())
+# -- linking a second channel ----------------------------------------------------------------------
+
+LINK_VALID = timedelta(minutes=10)
+_LINK_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off one phone, typed into another
+
+
+async def create_link_code(session: AsyncSession, user_id: int) -> LinkCode:
+    """A code that binds, within LINK_VALID, the channel it is sent on to this person."""
+    code = "".join(secrets.choice(_LINK_ALPHABET) for _ in range(8))
+    link = LinkCode(code=code, user_id=user_id, expires_at=clock.now() + LINK_VALID)
+    session.add(link)
+    await session.flush()
+    return link
+
+
+async def redeem_link_code(session: AsyncSession, code: str, key: str, channel: str) -> Member:
+    """Bind (`channel`, `key`) to the person who made `code`; the code then stops working.
+
+    RuleError link_unknown / link_used / link_expired; already_registered when this identity is
+    someone's already; link_same_channel when the person has an identity on this channel."""
+    if await get_member(session, key, channel) is not None:
+        raise RuleError("already_registered")
+    link = (await session.exec(select(LinkCode).where(LinkCode.code == code.strip().upper()))).first()
+    if link is None:
+        raise RuleError("link_unknown")
+    if link.used_at is not None:
+        raise RuleError("link_used")
+    now = clock.now()
+    if link.expires_at <= now:
+        raise RuleError("link_expired")
+    member = await member_by_id(session, link.user_id)
+    if member is None or not member.active:
+        raise RuleError("link_unknown")
+    if member.key_on(channel) is not None:
+        raise RuleError("link_same_channel")
+    claimed = await session.exec(  # type: ignore[call-overload]
+        update(LinkCode).where(col(LinkCode.id) == link.id, col(LinkCode.used_at).is_(None)).values(used_at=now))
+    if claimed.rowcount != 1:
+        raise RuleError("link_used")
+    session.add(ChannelIdentity(user_id=member.id, channel=channel, key=key))
+    await session.flush()
+    linked = await member_by_id(session, member.id)
+    assert linked is not None
+    return linked
+
+
+async def active_admin_recipients(session: AsyncSession) -> list[str]:
+    """Where the active admins are reached (outbox recipients)."""
+    rows = await session.exec(select(reach(User.id)).where(User.role == Role.ADMIN.value, col(User.active).is_(True)).order_by(User.id))
+    return [r for r in rows.all() if r is not None]
 
 
 # -- privacy --------------------------------------------------------------------------------------
@@ -201,7 +303,8 @@ def forgotten_name(user_id: int) -> str:
 
 
 async def forget_user(session: AsyncSession, user_id: int) -> bool:
-    """Anonymise a departing user: name -> 已注销用户#<id>, phone -> NULL, account deactivated.
+    """Anonymise a departing user: name -> 已注销用户#<id>, phone -> NULL, account deactivated, every
+    channel identity deleted (the platforms' ids are personal data too; nothing reaches them again).
 
     Their visits, patrols, issues and audit entries stay (audit entries they made show the new
     name). A compare-and-set: False when the user is unknown or already forgotten, so a repeated
@@ -218,5 +321,7 @@ async def forget_user(session: AsyncSession, user_id: int) -> bool:
     )
     if changed.rowcount != 1:
         return False
+    await session.exec(delete(ChannelIdentity).where(col(ChannelIdentity.user_id) == user_id))  # type: ignore[call-overload]
+    await session.exec(delete(LinkCode).where(col(LinkCode.user_id) == user_id))  # type: ignore[call-overload]
     await session.exec(update(AuditLog).where(col(AuditLog.actor_id) == user_id).values(actor=name))  # type: ignore[call-overload]
     return True

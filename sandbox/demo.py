@@ -28,7 +28,7 @@ from sqlmodel import col, select
 from bot.db import Database, upgrade
 from bot.settings import Settings
 from models import clock
-from models.tables import Grid, Household, Role, User
+from models.tables import ChannelIdentity, Grid, Household, Role, User
 from models.users import Member, create_grid, create_user, get_member
 from models.visits import VisitDraft, save_visit
 
@@ -121,8 +121,8 @@ async def database_kind(db: Database) -> str:
         users = (await session.exec(select(func.count()).select_from(User))).one()
         if users == 0:
             return "empty"
-        ids = set((await session.exec(select(User.telegram_id))).all())
-    return "demo" if {u.telegram_id for u in DEMO_USERS.values()} <= ids else "foreign"
+        ids = set((await session.exec(select(ChannelIdentity.key).where(ChannelIdentity.channel == "telegram"))).all())
+    return "demo" if {str(u.telegram_id) for u in DEMO_USERS.values()} <= ids else "foreign"
 
 
 async def prepare(url: str, settings: Settings) -> tuple[str, DemoReport | None]:

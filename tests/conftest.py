@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import select
 from telegram import Update
 from telegram.request import HTTPXRequest
 
@@ -20,6 +21,7 @@ from bot.channels.telegram import GridApplication, build_application
 from bot.db import Database, upgrade
 from bot.settings import Settings
 from models import clock, metadata
+from models.tables import ChannelIdentity, User
 from sandbox.localapi import LocalBotAPI, buttons
 
 TOKEN = "123456:TEST"
@@ -27,6 +29,17 @@ ADMIN_ID = 9001
 # Wednesday 2026-05-20 10:00 in Shanghai: week 21, month 5, 2026H1 is 139/181 days gone.
 NOW = datetime(2026, 5, 20, 2, 0, tzinfo=UTC)
 PG_BASE = os.environ.get("GRIDBOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+def by_telegram(telegram_id: int):  # noqa: ANN201 - a select of the User known on Telegram as `telegram_id`
+    return (select(User).join(ChannelIdentity, ChannelIdentity.user_id == User.id)
+            .where(ChannelIdentity.channel == "telegram", ChannelIdentity.key == str(telegram_id)))
+
+
+async def users_by_telegram(session) -> dict[int, User]:  # noqa: ANN001
+    rows = (await session.exec(select(ChannelIdentity.key, User).join(User, User.id == ChannelIdentity.user_id)
+                               .where(ChannelIdentity.channel == "telegram"))).all()
+    return {int(key): user for key, user in rows}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

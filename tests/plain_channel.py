@@ -80,16 +80,30 @@ def runtime(settings: Settings, db: Database) -> tuple[Engine, PlainChannel]:
     return engine, channel
 
 
+async def known_here(db: Database, *telegram_ids: int) -> None:
+    """The seeded people (registered on Telegram) get an identity on this channel too, the same key
+    (what `/link` does; tests/test_identity.py goes through /link itself)."""
+    from models.tables import ChannelIdentity
+    from models.users import get_member
+
+    async with db.session() as session:
+        for tid in telegram_ids:
+            member = await get_member(session, tid)
+            assert member is not None
+            session.add(ChannelIdentity(user_id=member.id, channel=NAME, key=str(tid)))
+
+
 class PlainUser:
     _ids = itertools.count(1)
 
-    def __init__(self, engine: Engine, channel: PlainChannel, user_key: int | str) -> None:
-        self.engine, self.channel, self.key = engine, channel, str(user_key)
+    def __init__(self, engine: Engine, channel: PlainChannel, user_key: int | str, language: str | None = "en") -> None:
+        self.engine, self.channel, self.key, self.language = engine, channel, str(user_key), language
 
     async def _event(self, **fields) -> list[Said]:  # noqa: ANN003
         before = len(self.channel.said.get(self.key, []))
         n = next(self._ids)
-        await self.engine.handle(self.channel, Inbound(channel=NAME, user_key=self.key, event_id=f"p{n}", name="Plain", **fields))
+        await self.engine.handle(self.channel, Inbound(channel=NAME, user_key=self.key, event_id=f"p{n}", name="Plain",
+                                                       language=self.language, **fields))
         return self.channel.said.get(self.key, [])[before:]
 
     async def send(self, text: str) -> list[Said]:

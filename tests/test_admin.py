@@ -8,9 +8,9 @@ from sqlmodel import select
 
 from models import audit
 from models.issues import Issue, IssueEvent
-from models.tables import Role, User
+from models.tables import Role
 from models.users import create_user
-from tests.conftest import ADMIN_ID, TOKEN, Tg, texts
+from tests.conftest import ADMIN_ID, TOKEN, Tg, by_telegram, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B, seed
 from tests.test_join import join_as_admin
 
@@ -82,7 +82,7 @@ async def test_setrole_and_setgrid_change_the_menu_at_once(app, api, db):
     out = await admin.send("/setgrid 王芳 G01,G02")
     assert "G01" in texts(out) and "G02" in texts(out)
     async with db.session() as s:
-        user = (await s.exec(select(User).where(User.telegram_id == WORKER_A))).one()
+        user = (await s.exec(by_telegram(WORKER_A))).one()
         assert user.role == "supervisor"
     out = await Tg(app, api, WORKER_A).send("/grids")
     assert "G02" in texts(out)
@@ -126,7 +126,7 @@ async def test_deactivate_hands_back_open_issues_and_tells_supervisors(app, api,
         assert (row.status, row.assignee_id) == ("reported", None)
         last = (await session.exec(select(IssueEvent).order_by(IssueEvent.id.desc()))).first()
         assert (last.action, last.note) == ("hand_back", "left the office")
-        assert (await session.exec(select(User).where(User.telegram_id == WORKER_A))).one().active is False
+        assert (await session.exec(by_telegram(WORKER_A))).one().active is False
     out = await admin.send(f"/deactivate {WORKER_A}")
     assert "already deactivated" in texts(out)
 

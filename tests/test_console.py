@@ -22,9 +22,10 @@ import pytest
 from sqlmodel import col, select
 
 from bot.db import Database
-from models.tables import Household, User, Visit
+from models.tables import ChannelIdentity, Household, Visit
 from sandbox.console import parse_jump, render_message
 from sandbox.demo import DEMO_USERS
+from tests.conftest import users_by_telegram
 
 GRIDBOT = str(Path(sys.executable).parent / "gridbot")
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,7 +164,7 @@ async def check_records(db_file: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{db_file}")
     try:
         async with db.session() as s:
-            users = {u.telegram_id: u.id for u in (await s.exec(select(User))).all()}
+            users = {tid: u.id for tid, u in (await users_by_telegram(s)).items()}
             worker1, supervisor = users[DEMO_USERS["worker1"].telegram_id], users[DEMO_USERS["supervisor"].telegram_id]
 
             visit, address = (await s.exec(select(Visit, Household.address).join(Household, col(Household.id) == Visit.household_id)
@@ -202,8 +203,8 @@ def test_reused_sandbox_database_keeps_its_data_and_a_foreign_database_is_refuse
     async def make_foreign() -> None:
         db = Database(f"sqlite+aiosqlite:///{foreign}")
         async with db.session() as s:
-            for user in (await s.exec(select(User).where(User.telegram_id == DEMO_USERS["admin"].telegram_id))).all():
-                user.telegram_id = 424242
+            for identity in (await s.exec(select(ChannelIdentity).where(ChannelIdentity.key == str(DEMO_USERS["admin"].telegram_id)))).all():
+                identity.key = "424242"
         await db.dispose()
 
     asyncio.run(make_foreign())

@@ -490,7 +490,8 @@ async def check_text_taken(bench: Bench, u: Tg, flow: str, step: str, value: str
         assert await bench.ledgers() == before_ledgers, where
     elif (flow, step) == ("join", "PHONE"):
         async with bench.db.engine.connect() as conn:
-            phone = (await conn.execute(sql("SELECT phone FROM app_user WHERE telegram_id = :t"), {"t": u.user_id})).scalar_one()
+            phone = (await conn.execute(sql("SELECT u.phone FROM app_user u JOIN channel_identity i ON i.user_id = u.id "
+                                             "WHERE i.channel = 'telegram' AND i.key = :t"), {"t": str(u.user_id)})).scalar_one()
         assert phone == one_line(value), (where, phone)
 
 

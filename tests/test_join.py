@@ -10,13 +10,13 @@ from sqlmodel import select
 
 from models import clock
 from models.tables import Grid, Invitation, Role, User, UserGrid
-from tests.conftest import ADMIN_ID, TOKEN, Tg, texts
+from tests.conftest import ADMIN_ID, TOKEN, Tg, texts, users_by_telegram
 from tests.seed import WORKER_A, seed
 
 
 async def users(db) -> dict[int, User]:
     async with db.session() as s:
-        return {u.telegram_id: u for u in (await s.exec(select(User))).all()}
+        return await users_by_telegram(s)
 
 
 async def join_as_admin(app, api) -> Tg:
@@ -68,8 +68,8 @@ async def test_configured_admin_creates_grid_and_invites_a_worker_who_joins(app,
         assert inv.used_by == user.id and inv.used_at == clock.now()
     # The worker's command menu lists exactly their commands.
     menu = api.commands(TOKEN, {"type": "chat", "chat_id": 3001})
-    assert {c["command"] for c in menu} == {"visit", "my", "patrol", "shop", "report", "tasks", "issue", "void", "correct", "due", "forget_me", "menu",
-                                                 "lang", "cancel", "help"}
+    assert {c["command"] for c in menu} == {"visit", "my", "patrol", "shop", "report", "tasks", "issue", "void", "correct", "due", "link", "forget_me",
+                                                 "menu", "lang", "cancel", "help"}
 
 
 @pytest.mark.parametrize("case", ["used", "expired", "unknown"])
@@ -114,7 +114,8 @@ async def test_help_lists_exactly_the_roles_commands(app, api, db):
     worker = Tg(app, api, WORKER_A)
     out = await worker.send("/help")
     assert set(re.findall(r"/\w+", texts(out))) == {"/visit", "/my", "/patrol", "/shop", "/report", "/tasks", "/issue",
-                                                          "/void", "/correct", "/due", "/forget_me", "/menu", "/lang", "/cancel", "/help"}
+                                                          "/void", "/correct", "/due", "/link", "/forget_me", "/menu", "/lang", "/cancel",
+                                                          "/help"}
     out = await worker.send("/invite worker G01")
     assert "not available for your role" in texts(out)
     out = await worker.send("/grid_add G09 x")

@@ -9,7 +9,7 @@ from sqlmodel import select
 from models.issues import Issue, IssuePhoto
 from models.patrols import Patrol
 from models.tables import Visit
-from tests.plain_channel import PlainUser, runtime, texts
+from tests.plain_channel import PlainUser, known_here, runtime, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, seed
 from tests.seed_issues import seed_issues
 from tests.seed_patrols import seed_patrols
@@ -24,6 +24,7 @@ async def rows(db, table):  # noqa: ANN001, ANN201
 
 async def test_a_visit_end_to_end_with_a_wrong_input_cancel_and_a_restart(settings, db):
     await seed(db)
+    await known_here(db, WORKER_A, SUPERVISOR_A)
     engine, channel = runtime(settings, db)
     u = PlainUser(engine, channel, WORKER_A)
     out = await u.send("/visit")
@@ -64,6 +65,7 @@ async def test_a_visit_end_to_end_with_a_wrong_input_cancel_and_a_restart(settin
 
 async def test_a_patrol_end_to_end_escalation_reaches_the_supervisor_on_the_same_channel(settings, db):
     await seed_patrols(db)
+    await known_here(db, WORKER_A, SUPERVISOR_A)
     engine, channel = runtime(settings, db)
     u = PlainUser(engine, channel, WORKER_A)
     await u.send("/patrol")
@@ -90,6 +92,7 @@ async def test_a_patrol_end_to_end_escalation_reaches_the_supervisor_on_the_same
 
 async def test_a_report_end_to_end_without_location_sharing(settings, db):
     s = await seed_issues(db)
+    await known_here(db, WORKER_A, SUPERVISOR_A)
     engine, channel = runtime(settings, db)
     u = PlainUser(engine, channel, WORKER_A)
     await u.send("/report")

@@ -19,14 +19,14 @@ from models.issues import Issue
 from models.tables import Household, PersistedState, User, Visit
 from models.users import forgotten_name
 from sandbox.localapi import buttons
-from tests.conftest import ADMIN_ID, TOKEN, Tg, texts
+from tests.conftest import ADMIN_ID, TOKEN, Tg, by_telegram, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B
 from tests.seed_issues import SUPERVISOR_B, WORKER_A2, put_issue, seed_issues
 
 
 async def user_row(db, telegram_id: int) -> User:  # noqa: ANN001
     async with db.session() as s:
-        return (await s.exec(select(User).where(User.telegram_id == telegram_id))).one()
+        return (await s.exec(by_telegram(telegram_id))).one()
 
 
 async def persisted_user_data(db, telegram_id: int) -> list:  # noqa: ANN001

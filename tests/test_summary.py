@@ -11,6 +11,7 @@ from bot.importer import read_table
 from models import clock, periods
 from models.importer import run_import
 from models.summary import numbers_from, paragraph_en, paragraph_zh, period_en, period_zh, report_percent, summary_figures
+from tests.conftest import by_telegram
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SH = ZoneInfo("Asia/Shanghai")
@@ -74,7 +75,6 @@ async def test_a_report_as_of_a_day_does_not_move_when_an_issue_changes_later(ap
 
     from bot import cli
     from models.issues import Issue, member_by_id, transition
-    from models.tables import User
     from tests.conftest import ADMIN_ID, texts
     from tests.test_join import join_as_admin
 
@@ -90,7 +90,7 @@ async def test_a_report_as_of_a_day_does_not_move_when_an_issue_changes_later(ap
     # Today (after the cut-off) the supervisor reopens the closed issue.
     async with db.session() as s:
         issue = (await s.exec(select(Issue).where(Issue.human_id == "2101-0001"))).one()
-        user = (await s.exec(select(User).where(User.telegram_id == ADMIN_ID))).one()
+        user = (await s.exec(by_telegram(ADMIN_ID))).one()
         await transition(s, issue.id, "reopen", await member_by_id(s, user.id), issue.status, "not fixed after all")
         await s.commit()
 

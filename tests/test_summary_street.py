@@ -20,8 +20,7 @@ from models.issues import Issue, member_by_id, transition
 from models.patrols import Finding, Rectification
 from models.periods import half
 from models.summary import SummaryNumbers, paragraph_en, paragraph_zh
-from models.tables import User
-from tests.conftest import ADMIN_ID, texts
+from tests.conftest import ADMIN_ID, by_telegram, texts
 from tests.gen_street import generate
 from tests.test_join import join_as_admin
 
@@ -107,7 +106,7 @@ async def test_street_summary_equals_an_independent_count(app, api, db, database
     async with db.session() as s:
         issue = (await s.exec(select(Issue).where(Issue.status == "closed", Issue.reported_at >= half(2021, 1, SH).start,
                                                   Issue.reported_at < half(2021, 1, SH).end).limit(1))).one()
-        admin_user = (await s.exec(select(User).where(User.telegram_id == ADMIN_ID))).one()
+        admin_user = (await s.exec(by_telegram(ADMIN_ID))).one()
         await transition(s, issue.id, "reopen", await member_by_id(s, admin_user.id), issue.status, "not fixed after all")
         await s.commit()
     assert await asyncio.to_thread(cli.main, ["summary", "2021H1", "--as-of", "2021-08-05"]) == 0

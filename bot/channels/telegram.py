@@ -201,6 +201,15 @@ class TelegramChannel:
 
     # -- sending -----------------------------------------------------------------------------------
 
+    @staticmethod
+    def _chat(address: str) -> int:
+        """A Telegram chat id; an address that is none (a person with no Telegram identity: "") is
+        refused as a chat that is gone."""
+        try:
+            return int(address)
+        except ValueError:
+            raise Blocked(f"{address!r} is not a Telegram chat") from None
+
     async def _call(self, coro):  # noqa: ANN001, ANN202
         try:
             return await coro
@@ -209,16 +218,16 @@ class TelegramChannel:
 
     async def send(self, address: str, text: str, markup: Markup = None) -> str | None:
         # No link previews: a form's messages gain nothing from a card under a link.
-        message = await self._call(self.bot.send_message(int(address), text, reply_markup=render(markup), disable_web_page_preview=True))
+        message = await self._call(self.bot.send_message(self._chat(address), text, reply_markup=render(markup), disable_web_page_preview=True))
         return str(message.message_id)
 
     async def edit(self, address: str, message_ref: str, text: str | None, markup: Markup = None) -> None:
         keyboard = render(markup) if isinstance(markup, Buttons) else None
         try:
             if text is None:
-                await self.bot.edit_message_reply_markup(int(address), int(message_ref), reply_markup=keyboard)
+                await self.bot.edit_message_reply_markup(self._chat(address), int(message_ref), reply_markup=keyboard)
             else:
-                await self.bot.edit_message_text(text, int(address), int(message_ref), reply_markup=keyboard)
+                await self.bot.edit_message_text(text, self._chat(address), int(message_ref), reply_markup=keyboard)
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():  # a repeated tap: the same content is fine
                 raise Refused(str(exc)) from exc
@@ -230,20 +239,20 @@ class TelegramChannel:
 
     async def send_photo(self, address: str, photo: bytes | str, caption: str | None = None, markup: Markup = None) -> None:
         caption = caption[:CAPTION_LIMIT] if caption else None
-        await self._call(self.bot.send_photo(int(address), photo, caption=caption, reply_markup=render(markup)))
+        await self._call(self.bot.send_photo(self._chat(address), photo, caption=caption, reply_markup=render(markup)))
 
     async def send_document(self, address: str, data: bytes, filename: str, caption: str | None = None) -> None:
-        await self._call(self.bot.send_document(int(address), data, filename=filename, caption=caption))
+        await self._call(self.bot.send_document(self._chat(address), data, filename=filename, caption=caption))
 
     async def send_location(self, address: str, latitude: float, longitude: float) -> None:
-        await self._call(self.bot.send_location(int(address), latitude=latitude, longitude=longitude))
+        await self._call(self.bot.send_location(self._chat(address), latitude=latitude, longitude=longitude))
 
     async def download(self, file: FileRef) -> bytes:
         tg_file = await self._call(self.bot.get_file(file.file_id))
         return bytes(await self._call(tg_file.download_as_bytearray()))
 
     async def set_commands(self, address: str | None, commands: list[tuple[str, str]] | None, language: str | None = None) -> None:
-        scope = BotCommandScopeChat(int(address)) if address is not None else BotCommandScopeDefault()
+        scope = BotCommandScopeChat(self._chat(address)) if address is not None else BotCommandScopeDefault()
         if commands is None:
             await self._call(self.bot.delete_my_commands(scope=scope))
         else:
