@@ -12,6 +12,12 @@ config = context.config
 
 
 def do_run_migrations(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Batch mode rebuilds a table (copy, drop the old, rename). With foreign keys on, dropping the
+        # old app_user would cascade into every table that references it (user_grid, channel_identity).
+        # The pragma is ignored inside a transaction: set it before one starts, and check after.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -20,6 +26,13 @@ def do_run_migrations(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        connection.commit()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+        if broken:
+            raise RuntimeError(f"the migration left rows whose references are broken: {broken[:5]}")
 
 
 async def run_async_migrations() -> None:
