@@ -132,16 +132,16 @@ async def generate(db: Database, size: Size = FULL, seed: int = 8, keep: bool = 
             await w.add(Grid.__table__, {"id": gid, "code": f"C{gid:04d}", "name": f"城市网格{gid}", "community": f"社区{(gid - 1) // 10}",
                                          "target_coverage": 0.2, "created_at": created})
         await w.flush()
-        for tg_base, ids in ((WORKER_TG, worker_ids), (SUPERVISOR_TG, supervisor_ids)):
-            for n, uid in enumerate(ids):
-                await w.add(ChannelIdentity.__table__, {"user_id": uid, "channel": "telegram", "key": str(tg_base + n), "created_at": created})
-        await w.flush()
         for n, uid in enumerate(worker_ids):
             await w.add(User.__table__, {"id": uid, "display_name": f"网格员{n}", "phone": None, "role": "worker",
                                          "language": "zh_CN", "active": True, "created_at": created})
         for n, uid in enumerate(supervisor_ids):
             await w.add(User.__table__, {"id": uid, "display_name": f"网格长{n}", "phone": None,
                                          "role": "supervisor", "language": "zh_CN", "active": True, "created_at": created})
+        await w.flush()
+        for tg_base, ids in ((WORKER_TG, worker_ids), (SUPERVISOR_TG, supervisor_ids)):
+            for n, uid in enumerate(ids):
+                await w.add(ChannelIdentity.__table__, {"user_id": uid, "channel": "telegram", "key": str(tg_base + n), "created_at": created})
         await w.flush()
         for n, uid in enumerate(worker_ids):
             await w.add(UserGrid.__table__, {"user_id": uid, "grid_id": grid_ids[n % g]})

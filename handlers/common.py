@@ -13,7 +13,7 @@ from bot.context import GridContext
 from bot.engine import Stop
 from bot.i18n import N_, resolve_language
 from models.tables import Role
-from models.users import Member, get_member
+from models.users import get_member
 
 log = logging.getLogger(__name__)
 

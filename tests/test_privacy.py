@@ -16,17 +16,17 @@ from bot import cli
 from jobs.reminders import run_job
 from models import audit, clock
 from models.issues import Issue
-from models.tables import Household, PersistedState, User, Visit
+from models.tables import ChannelIdentity, Household, PersistedState, User, Visit
 from models.users import forgotten_name
 from sandbox.localapi import buttons
-from tests.conftest import ADMIN_ID, TOKEN, Tg, by_telegram, texts
+from tests.conftest import ADMIN_ID, TOKEN, Tg, texts
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B
 from tests.seed_issues import SUPERVISOR_B, WORKER_A2, put_issue, seed_issues
 
 
-async def user_row(db, telegram_id: int) -> User:  # noqa: ANN001
+async def user_row(db, user_id: int) -> User:  # noqa: ANN001 - by user id: forgetting deletes the Telegram identity
     async with db.session() as s:
-        return (await s.exec(by_telegram(telegram_id))).one()
+        return (await s.exec(select(User).where(User.id == user_id))).one()
 
 
 async def persisted_user_data(db, telegram_id: int) -> list:  # noqa: ANN001
@@ -54,23 +54,23 @@ async def test_forget_me_needs_confirmation_and_acts_once(app, api, db):
     assert "cannot be undone" in texts(out) and forgotten_name(s.worker_a.id) in texts(out)
     await worker.press("Keep my account")
     assert "Nothing was changed" in worker.last
-    row = await user_row(db, WORKER_A)
+    row = await user_row(db, s.worker_a.id)
     assert row.active and row.display_name == "王芳" and row.phone == "13812345678"
 
     # Someone else's forged confirmation does nothing.
     other = Tg(app, api, WORKER_B)
     await other.send("/help")
     await other.raw(api.press_button(TOKEN, WORKER_B, other.bot_messages()[-1]["message_id"], f"forget:yes:{s.worker_a.id}"))
-    assert (await user_row(db, WORKER_A)).active and (await user_row(db, WORKER_B)).active
+    assert (await user_row(db, s.worker_a.id)).active and (await user_row(db, s.worker_b.id)).active
 
     await worker.send("/forget_me")
     confirm = worker.keyboard_message()
     await worker.press("Yes, forget me", confirm)
     await worker.press_data(f"forget:yes:{s.worker_a.id}", confirm)  # the double tap
-    row = await user_row(db, WORKER_A)
+    row = await user_row(db, s.worker_a.id)
     assert (row.display_name, row.phone, row.active) == (forgotten_name(row.id), None, False)
     assert "personal data has been removed" in worker.message(confirm["message_id"])["text"]
-    assert "deactivated" in (worker.answers()[-1] or "")  # the second tap meets a closed account
+    assert "not registered" in (worker.answers()[-1] or "")  # the second tap: every identity is gone, they are a stranger now
     assert await persisted_user_data(db, WORKER_A) == [] and "note" not in app.user_data.get(WORKER_A, {})
     async with db.session() as sess:
         issues = {i.id: i for i in (await sess.exec(select(Issue))).all()}
@@ -80,7 +80,9 @@ async def test_forget_me_needs_confirmation_and_acts_once(app, api, db):
     assert len(entries) == 1 and entries[0].actor == forgotten_name(row.id) and entries[0].detail["user"] == row.id
     assert any("back in your dispatch queue" in m.get("text", "") for m in api.bot_messages(TOKEN, SUPERVISOR_A))
     out = await worker.send("/help")
-    assert "deactivated" in texts(out)
+    assert "not registered" in texts(out)
+    async with db.session() as sess:
+        assert (await sess.exec(select(ChannelIdentity).where(ChannelIdentity.user_id == row.id))).all() == []
     admin = Tg(app, api, ADMIN_ID)
     out = await admin.send("/users")
     assert forgotten_name(row.id) in texts(out) and "王芳" not in texts(out) and "13812345678" not in texts(out)
@@ -99,7 +101,7 @@ async def test_admin_forget(app, api, db):
     assert "cannot change your own account" in texts(await admin.send(f"/forget {ADMIN_ID}"))
     out = await admin.send("/forget 王芳")
     assert "王芳 is forgotten" in texts(out) and forgotten_name(s.worker_a.id) in texts(out)
-    row = await user_row(db, WORKER_A)
+    row = await user_row(db, s.worker_a.id)
     assert (row.display_name, row.phone, row.active) == (forgotten_name(row.id), None, False)
     assert await persisted_user_data(db, WORKER_A) == [] and worker.draft is None
     assert "already been forgotten" in texts(await admin.send(f"#{s.worker_a.id}".join(["/forget ", ""])))
@@ -109,7 +111,7 @@ async def test_admin_forget(app, api, db):
     # An account an admin had deactivated can still be forgotten.
     assert "is deactivated" in texts(await admin.send(f"/deactivate {WORKER_B}"))
     assert "李强 is forgotten" in texts(await admin.send(f"/forget {WORKER_B}"))
-    assert (await user_row(db, WORKER_B)).display_name == forgotten_name(s.worker_b.id)
+    assert (await user_row(db, s.worker_b.id)).display_name == forgotten_name(s.worker_b.id)
 
 
 # -- personal data per view and export: within the viewer's scope, absent (or masked) outside it ---------------------------
