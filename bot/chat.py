@@ -157,6 +157,7 @@ class Channel(Protocol):
     (a Telegram chat id as text). Every method raises a ChannelError subclass, never a platform's."""
 
     name: str
+    title: str  # the platform as a person calls it: "Telegram", "企业微信"
     abilities: Abilities
 
     async def send(self, address: str, text: str, markup: Markup = None) -> str | None: ...

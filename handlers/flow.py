@@ -170,7 +170,8 @@ async def download_photo(event: Inbound, context: GridContext) -> dict | None:
         content = await context.channel.download(item)
     except ChannelError:
         log.warning("photo download failed", exc_info=True)
-        await context.reply(context._("I could not fetch that photo from Telegram. Please send it again."))
+        await context.reply(context._("I could not fetch that photo from {platform}. Please send it again.").format(
+            platform=context.channel.title))
         return None
     if item.as_file and not content.startswith(IMAGE_MAGIC):
         await context.reply(context._("That file is not a JPEG or PNG photo. Send the photo itself, or a .jpg file."))

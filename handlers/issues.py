@@ -404,6 +404,9 @@ async def description_text(event: Inbound, context: GridContext, draft: dict) ->
 
 
 async def ask_where(event: Inbound, context: GridContext, draft: dict) -> None:
+    if not context.channel.abilities.location:  # this platform cannot send a pin: the address is the place
+        await context.reply(context._("📍 <b>Step 3/6 · Where</b>\nType the address, e.g. <code>幸福路12号门口</code>."))
+        return
     await context.reply(context._(
         "📍 <b>Step 3/6 · Where</b>\nShare the location (📎 → Location) and/or type the address, e.g. <code>幸福路12号门口</code>."))
 
@@ -425,7 +428,7 @@ async def where_text(event: Inbound, context: GridContext, draft: dict) -> str |
     except RuleError as err:
         await context.reply(issue_rule_message(context, err))
         return STAY
-    if data.get("latitude") is not None:
+    if data.get("latitude") is not None or not context.channel.abilities.location:
         return PHOTOS
     await context.reply(context._("🏷 Address noted. Share the location too (📎 → Location) so nearby reports can be matched, or /done."))
     return STAY

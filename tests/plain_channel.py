@@ -26,6 +26,7 @@ class Said:
 
 class PlainChannel:
     name = NAME
+    title = "Plain"
     abilities = Abilities(edit=False, toast=False, location=False, contact_button=False, commands_menu=False)
 
     def __init__(self) -> None:

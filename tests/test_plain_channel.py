@@ -97,9 +97,10 @@ async def test_a_report_end_to_end_without_location_sharing(settings, db):
     u = PlainUser(engine, channel, WORKER_A)
     await u.send("/report")
     await u.press("Outdoor signs")
-    await u.send("招牌松动，有坠落风险")
-    await u.send("幸福路12号")  # an address instead of a location pin
-    await u.send("/done")
+    out = await u.send("招牌松动，有坠落风险")
+    assert "Type the address" in texts(out) and "Location" not in texts(out)  # no pin to ask for here
+    await u.send("幸福路12号")  # the address is the place: on to the photos
+    assert u.draft["step"] == "PHOTOS"
     await u.photo(JPEG)
     await u.send("/done")
     out = await u.press("Normal")

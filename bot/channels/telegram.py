@@ -151,6 +151,7 @@ class TelegramChannel:
     """The Telegram adapter: a PTB Application (`self.app`) for the connection, rendering and sending."""
 
     name = NAME
+    title = "Telegram"
     abilities = Abilities()
 
     def __init__(self, settings: Settings, *, request: BaseRequest | None = None, updates_request: BaseRequest | None = None) -> None:
