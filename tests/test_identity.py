@@ -107,10 +107,15 @@ def test_the_migration_moves_telegram_ids_over_and_back(empty_url):  # noqa: F81
 
     asyncio.run(run("INSERT INTO app_user (id, telegram_id, display_name, role, active, created_at) "
                     "VALUES (1, 9001, 'A', 'admin', true, '2026-05-01 00:00:00'), (2, 5000000001, 'B', 'worker', true, '2026-05-01 00:00:00')"))
+    asyncio.run(run("INSERT INTO grid (id, code, name, target_coverage, created_at) VALUES (1, 'G01', 'g', 0.2, '2026-05-01 00:00:00')"))
+    asyncio.run(run("INSERT INTO user_grid (user_id, grid_id) VALUES (2, 1)"))
     upgrade(empty_url)
     assert asyncio.run(run("SELECT user_id, channel, key FROM channel_identity ORDER BY user_id")) == [
         (1, "telegram", "9001"), (2, "telegram", "5000000001")]
+    # Rebuilding app_user (SQLite's batch mode) cascades nothing: the rows that reference it stay.
+    assert asyncio.run(run("SELECT user_id, grid_id FROM user_grid")) == [(2, 1)]
     asyncio.run(run("INSERT INTO app_user (id, display_name, role, active, created_at) VALUES (3, 'C', 'worker', true, '2026-05-01 00:00:00')"))
     asyncio.run(run("INSERT INTO channel_identity (user_id, channel, key, created_at) VALUES (3, 'wecom', 'zhangsan', '2026-05-01 00:00:00')"))
     downgrade(empty_url, "0011")
     assert asyncio.run(run("SELECT id, telegram_id FROM app_user ORDER BY id")) == [(1, 9001), (2, 5000000001), (3, -3)]
+    assert asyncio.run(run("SELECT user_id, grid_id FROM user_grid")) == [(2, 1)]
