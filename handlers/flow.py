@@ -578,12 +578,18 @@ async def tell_outcome(event: Inbound, context: GridContext, draft: dict, messag
 NOTICE_KIND = "notice"  # outbox kind of a notification to another user the channel could not take at the time
 
 
-async def notify(context: GridContext, address: str | int, text: str, markup: Buttons | None = None) -> bool:
-    """Tell another user (a supervisor, an assignee, a reporter) after a commit. A transient
-    failure queues the message in the outbox, which sends it when the channel is back; a refusal
-    (blocked, bad chat) is logged. Never raises: the committed change stands either way.
-    Returns whether it was sent now."""
-    address = str(address)
+async def notify(context: GridContext, who, text: str, markup: Buttons | None = None) -> bool:  # noqa: ANN001
+    """Tell another person (a Member, or a models row with `key_on` and `recipient`) after a commit.
+
+    On the channel in use when they have an identity there; otherwise through the outbox on their
+    own channel (someone who uses gridbot on another platform). A transient failure queues the
+    message in the outbox, which sends it when the channel is back; a refusal (blocked, bad chat) is
+    logged. Never raises: the committed change stands either way. Returns whether it was sent now."""
+    address = who.key_on(context.channel.name)
+    if address is None:
+        if who.recipient is not None:
+            await _queue_notice(context, who.recipient, text, markup)
+        return False
     try:
         await context.send_to(address, text, markup)
         return True
@@ -592,13 +598,16 @@ async def notify(context: GridContext, address: str | int, text: str, markup: Bu
     except ChannelError as exc:
         log.warning("could not notify %s: %s", address, exc)
         return False
-    try:  # a fresh key per notification: it is queued once, here, and only when the send failed
-        async with context.db.session() as session:
-            await outbox.enqueue(session, [outbox.NewMessage(NOTICE_KIND, uuid.uuid4().hex, recipient(context, address), text,
-                                                             payload=_payload(markup), urgent=True)])
-    except Exception:  # noqa: BLE001 - the database may be what failed; the change itself is committed
-        log.exception("could not queue a notification to %s", address)
+    await _queue_notice(context, recipient(context, address), text, markup)
     return False
+
+
+async def _queue_notice(context: GridContext, to: str, text: str, markup: Buttons | None) -> None:
+    try:  # a fresh key per notification: it is queued once, here, and only when it was not sent now
+        async with context.db.session() as session:
+            await outbox.enqueue(session, [outbox.NewMessage(NOTICE_KIND, uuid.uuid4().hex, to, text, payload=_payload(markup), urgent=True)])
+    except Exception:  # noqa: BLE001 - the database may be what failed; the change itself is committed
+        log.exception("could not queue a notification to %s", to)
 
 
 async def stale_button(event: Inbound, context: GridContext) -> None:

@@ -272,7 +272,7 @@ def _extend_markup(t: Callable[[str], str], issue: IssueView) -> Buttons:
 
 async def _send(context: GridContext, member: Member, text: str, markup: Buttons | None = None) -> None:
     """Tell another user; a failed notification never undoes what was committed (see flow.notify)."""
-    await notify(context, address_of(member, context.channel.name), text, markup)
+    await notify(context, member, text, markup)
 
 
 # -- notifications -------------------------------------------------------------------------------

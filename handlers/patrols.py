@@ -572,8 +572,8 @@ def deadline_markup(_, f: FindingView, default_days: int) -> Buttons:  # noqa: A
     return Buttons.of([row, [Button(_("↩️ Back"), data=f"po:{f.id}:{current}:back")]])
 
 
-async def _send(context: GridContext, chat_id: int, text: str, markup: Buttons | None = None) -> bool:
-    return await notify(context, chat_id, text, markup)
+async def _send(context: GridContext, who: Recipient, text: str, markup: Buttons | None = None) -> bool:
+    return await notify(context, who, text, markup)
 
 
 async def notify_supervisors(context: GridContext, saved: SavedPatrol) -> None:
@@ -589,18 +589,19 @@ async def notify_supervisors(context: GridContext, saved: SavedPatrol) -> None:
     for r in recipients:
         _ = _voice(context, r)
         if saved.escalated:
-            if not await _send(context, address_of(r, context.channel.name), escalation_text(_, view, tz)):
+            here = r.key_on(context.channel.name) is not None  # else they hear it on their own platform, by the outbox
+            if not await _send(context, r, escalation_text(_, view, tz)) and here:
                 continue
-            for photo in view.photos:
+            for photo in view.photos if here else ():
                 await send_stored_photo(context, address_of(r, context.channel.name), photo["file_id"], photo["sha256"])
             for fc in contexts:
                 if fc is not None:
-                    await _send(context, address_of(r, context.channel.name), finding_text(_, fc, tz), markup=outcome_markup(_, fc.finding))
+                    await _send(context, r, finding_text(_, fc, tz), markup=outcome_markup(_, fc.finding))
         if saved.reinspections:
             lines = [_("🔁 <b>Re-inspection</b> of {shop} by {worker}, patrol #{id}:").format(
                 shop=shop_line(view.shop), worker=esc(view.worker_name or "?"), id=view.id)]
             lines += [_reinspection_line(_, x) for x in saved.reinspections]
-            await _send(context, address_of(r, context.channel.name), "\n".join(lines))
+            await _send(context, r, "\n".join(lines))
 
 
 def _may_decide(member, grid_id: int) -> bool:  # noqa: ANN001
@@ -659,7 +660,7 @@ async def outcome_button(event: Inbound, context: GridContext) -> None:
         if worker is not None and worker.user_id != context.member.id:
             # The worker who escalated it hears what came of it.
             w_ = _voice(context, worker)
-            await _send(context, address_of(worker, context.channel.name), w_("📬 What came of the finding you escalated:") + "\n" + finding_text(w_, fc, tz))
+            await _send(context, worker, w_("📬 What came of the finding you escalated:") + "\n" + finding_text(w_, fc, tz))
     else:
         await context.toast(_("The outcome was already recorded meanwhile; here is the current state."))
     await context.edit(finding_text(_, fc, tz), outcome_markup(_, fc.finding))

@@ -119,3 +119,30 @@ def test_the_migration_moves_telegram_ids_over_and_back(empty_url):  # noqa: F81
     downgrade(empty_url, "0011")
     assert asyncio.run(run("SELECT id, telegram_id FROM app_user ORDER BY id")) == [(1, 9001), (2, 5000000001), (3, -3)]
     assert asyncio.run(run("SELECT user_id, grid_id FROM user_grid")) == [(2, 1)]
+
+
+async def test_a_person_on_another_platform_is_told_through_the_outbox_there(db, settings):
+    """A worker reports on the plain channel; the grid's supervisor uses only Telegram: the
+    notification, with its buttons, waits in the outbox for Telegram instead of being lost."""
+    from models.issues import Issue
+    from models.tables import OutboxMessage
+    from tests.plain_channel import known_here
+    from tests.seed import SUPERVISOR_A
+    from tests.seed_issues import seed_issues
+
+    await seed_issues(db)
+    await known_here(db, WORKER_A)
+    engine, channel = runtime(settings, db)
+    u = PlainUser(engine, channel, WORKER_A)
+    await u.send("/report")
+    await u.press("Outdoor signs")
+    await u.send("招牌松动，有坠落风险")
+    await u.send("幸福路12号")
+    await u.send("/done")
+    await u.press("Normal")
+    assert "Reported as issue 2605-0001" in plain_texts(await u.press("Submit"))
+    assert str(SUPERVISOR_A) not in channel.said  # not on this channel
+    async with db.session() as s:
+        rows = (await s.exec(select(OutboxMessage).where(OutboxMessage.recipient == f"tg:{SUPERVISOR_A}"))).all()
+        assert len((await s.exec(select(Issue))).all()) == 1
+    assert len(rows) == 1 and rows[0].kind == "notice" and "2605-0001" in rows[0].body and rows[0].payload["buttons"]
