@@ -43,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot import db
     from bot.channels.telegram import TelegramChannel
     from bot.logs import setup_logging
-    from bot.runtime import Runtime
+    from bot.runtime import Runtime, StartError
 
     setup_logging(settings.log_level, [settings.telegram_bot_token] + ([webhook["secret_token"]] if webhook else []))
     log.info("applying pending migrations")
@@ -70,7 +70,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             log.info("gridbot starts: Telegram by long polling")
         else:
             log.info("gridbot starts: Telegram by webhook, server on %s:%s for %s", webhook["listen"], webhook["port"], args.webhook)
-        asyncio.run(runtime.run())
+        try:
+            asyncio.run(runtime.run())
+        except StartError as exc:
+            print(f"start-up error: {exc}", file=sys.stderr)
+            return 1
     finally:
         asyncio.run(_lease(settings.database_url, holder, acquire=False))
     return 0

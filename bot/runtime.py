@@ -54,6 +54,13 @@ class Adapter(Channel, Protocol):
         """Stop receiving and sending; release connections."""
 
 
+class StartError(Exception):
+    """A channel could not be opened (its platform unreachable, a token refused): said in one line."""
+
+    def __init__(self, channel: str, cause: BaseException) -> None:
+        super().__init__(f"{channel}: cannot connect ({type(cause).__name__}: {str(cause).splitlines()[0][:200] if str(cause) else ''})")
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -146,7 +153,10 @@ class Runtime:
         """Open the channels, load the states, start the scheduler; then (`startup`) the start-up
         hooks: menus, missed runs, the jobs; then (`receive`) listen. Tests leave the last two out."""
         for channel in self.channels.values():
-            await channel.open(self)
+            try:
+                await channel.open(self)
+            except Exception as exc:  # noqa: BLE001 - whatever the platform raised, one line for the operator
+                raise StartError(channel.name, exc) from exc
         for name in self.channels:
             await self.engine.load(name)  # every stored state, and the open drafts' timers
         self.engine.start()

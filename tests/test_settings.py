@@ -47,6 +47,14 @@ def test_missing_token(tmp_path):
                                      "set TELEGRAM_BOT_TOKEN (from @BotFather, see README)")
 
 
+def test_an_unreachable_platform_is_one_line_not_a_traceback(tmp_path):
+    result = run({**BASE, "TELEGRAM_API_BASE_URL": "http://127.0.0.1:9/bot"}, tmp_path)  # port 9 (discard): nothing listens
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("start-up error: telegram: cannot connect (NetworkError: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
 def test_env_file_is_read(tmp_path):
     (tmp_path / ".env").write_text("TELEGRAM_BOT_TOKEN=123456:ABCdef\nTIMEZONE=Nowhere/Land\n")
     result = run({}, tmp_path)
