@@ -492,8 +492,7 @@ CLOSED_KEEP = 5
 
 def recipient(context: GridContext, address: str | None = None) -> str:
     """An outbox recipient on the context's channel."""
-    address = context.address if address is None else address
-    return f"tg:{address}" if context.channel.name == "telegram" else f"{context.channel.name}:{address}"
+    return outbox.recipient(context.channel.name, context.address if address is None else address)
 
 
 def _payload(markup: Markup) -> dict | None:

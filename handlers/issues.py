@@ -97,7 +97,6 @@ from models.issues import (
     issue_history,
     issue_photos,
     may_view,
-    member_by_id,
     nearby_open_issues,
     open_task_counts,
     open_tasks,
@@ -110,7 +109,7 @@ from models.issues import (
 )
 from models.tables import Role
 from models.text import clean_text
-from models.users import Member, grids_by_ids
+from models.users import Member, grids_by_ids, member_by_id
 from models.vocabulary import category_label, status_label
 
 log = logging.getLogger(__name__)

@@ -32,13 +32,13 @@ STATES = (PENDING, SENDING, SENT, FAILED, DEAD)
 
 WECOM_ROBOT = "wecom"  # the prefix of a WeCom group robot's recipient (not a conversation channel)
 # Stored prefixes that differ from the channel's name (Telegram's rows were `tg:` before channels had names).
-_PREFIX = {"telegram": "tg"}
-_CHANNEL = {prefix: name for name, prefix in _PREFIX.items()}
+PREFIX = {"telegram": "tg"}
+_CHANNEL = {prefix: name for name, prefix in PREFIX.items()}
 
 
 def recipient(channel: str, address: str) -> str:
     """The outbox recipient of `address` on `channel` (a channel adapter's name)."""
-    return f"{_PREFIX.get(channel, channel)}:{address}"
+    return f"{PREFIX.get(channel, channel)}:{address}"
 
 
 def split_recipient(value: str) -> tuple[str, str]:

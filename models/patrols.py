@@ -24,7 +24,7 @@ from models.checklist import SHOP_CATEGORIES
 from models.errors import RuleError
 from models.tables import Finding, FindingEvent, Grid, OrderStatus, Patrol, Rectification, Role, Shop, User, UserGrid
 from models.text import clean_text, mask_id_numbers, one_line
-from models.users import identities_of, reach
+from models.users import identities_of, key_on, reach
 
 SHOP_NAME_LEN = (1, 100)
 SHOP_ADDRESS_LEN = (2, 200)
@@ -500,7 +500,7 @@ class Recipient:
     identities: tuple[tuple[str, str], ...] = ()  # (channel, key): where a handler reaches them live
 
     def key_on(self, channel: str) -> str | None:
-        return next((key for ch, key in self.identities if ch == channel), None)
+        return key_on(self.identities, channel)
 
 
 async def _recipients(session: AsyncSession, rows) -> list[Recipient]:  # noqa: ANN001 - (id, recipient, language) rows

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import case, delete, func, literal, or_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import clock
+from models import clock, outbox
 from models.errors import RuleError
 from models.tables import ChannelIdentity, Grid, Invitation, LinkCode, Role, User, UserGrid
 
@@ -24,8 +25,11 @@ ROLE_ALIASES = {
 
 
 TELEGRAM = "telegram"
-# The outbox recipient's prefix of a channel where it is not the channel's name (models/outbox.py).
-_RECIPIENT_PREFIX = {TELEGRAM: "tg"}
+
+
+def key_on(identities: tuple[tuple[str, str], ...], channel: str) -> str | None:
+    """The key among (channel, key) `identities` on `channel`, None if there is none."""
+    return next((key for ch, key in identities if ch == channel), None)
 
 
 @dataclass(frozen=True)
@@ -47,15 +51,12 @@ class Member:
 
     def key_on(self, channel: str) -> str | None:
         """Who they are on `channel` (a Telegram user id as text), None if they do not use it."""
-        return next((key for ch, key in self.identities if ch == channel), None)
+        return key_on(self.identities, channel)
 
     @property
     def recipient(self) -> str | None:
         """Where the outbox reaches them: their first identity (see `reach`)."""
-        if not self.identities:
-            return None
-        channel, key = self.identities[0]
-        return f"{_RECIPIENT_PREFIX.get(channel, channel)}:{key}"
+        return outbox.recipient(*self.identities[0]) if self.identities else None
 
     @property
     def handle(self) -> str:
@@ -66,7 +67,7 @@ class Member:
 def reach(user_id):  # noqa: ANN001, ANN201 - a column; a scalar subquery
     """SQL: the outbox recipient of the person whose id is `user_id` (their first identity), NULL if
     they have none (forgotten). The one place a query learns where to send."""
-    prefix = case(*((ChannelIdentity.channel == ch, literal(p)) for ch, p in _RECIPIENT_PREFIX.items()), else_=ChannelIdentity.channel)
+    prefix = case(*((ChannelIdentity.channel == ch, literal(p)) for ch, p in outbox.PREFIX.items()), else_=ChannelIdentity.channel)
     return (select(prefix + literal(":") + ChannelIdentity.key).where(ChannelIdentity.user_id == user_id)
             .order_by(ChannelIdentity.id).limit(1).correlate_except(ChannelIdentity).scalar_subquery())
 
@@ -82,26 +83,30 @@ async def identities_of(session: AsyncSession, user_ids: list[int]) -> dict[int,
     return {uid: tuple(pairs) for uid, pairs in out.items()}
 
 
-async def _member(session: AsyncSession, user: User) -> Member:
+async def _member_where(session: AsyncSession, *where) -> Member | None:  # noqa: ANN002
+    """The one user matching `where`, with their identities in the same query (the gate's hot path:
+    two queries a message, the user and their grids)."""
+    theirs = aliased(ChannelIdentity)
+    rows = (await session.exec(select(User, theirs.channel, theirs.key).outerjoin(theirs, col(theirs.user_id) == User.id)
+                               .where(*where).order_by(theirs.id))).all()
+    if not rows:
+        return None
+    user = rows[0][0]
     grid_ids = (await session.exec(select(UserGrid.grid_id).where(UserGrid.user_id == user.id).order_by(UserGrid.grid_id))).all()
-    identities = (await session.exec(select(ChannelIdentity.channel, ChannelIdentity.key).where(ChannelIdentity.user_id == user.id)
-                                     .order_by(ChannelIdentity.id))).all()
     return Member(
         id=user.id, display_name=user.display_name, phone=user.phone, role=Role(user.role), language=user.language,
-        active=user.active, grid_ids=tuple(grid_ids), identities=tuple((c, k) for c, k in identities),
+        active=user.active, grid_ids=tuple(grid_ids), identities=tuple((c, k) for _, c, k in rows if c is not None),
     )
 
 
 async def get_member(session: AsyncSession, key: int | str, channel: str = TELEGRAM) -> Member | None:
     """The person who is `key` on `channel` (default Telegram, whose keys are user ids)."""
-    user = (await session.exec(select(User).join(ChannelIdentity, col(ChannelIdentity.user_id) == User.id)
-                               .where(ChannelIdentity.channel == channel, ChannelIdentity.key == str(key)))).first()
-    return None if user is None else await _member(session, user)
+    known_as = select(ChannelIdentity.user_id).where(ChannelIdentity.channel == channel, ChannelIdentity.key == str(key))
+    return await _member_where(session, col(User.id) == known_as.scalar_subquery())
 
 
 async def member_by_id(session: AsyncSession, user_id: int) -> Member | None:
-    user = await session.get(User, user_id)
-    return None if user is None else await _member(session, user)
+    return await _member_where(session, col(User.id) == user_id)
 
 
 async def scope_grid_ids(session: AsyncSession, member: Member) -> list[int]:
