@@ -10,6 +10,7 @@ from jobs import reminders as rjobs
 from jobs.reminders import run_job
 from models import clock
 from models.patrols import Finding, Patrol, Shop
+from sandbox.localapi import buttons
 from tests.conftest import ADMIN_ID, TOKEN, Tg
 from tests.seed import SUPERVISOR_A, WORKER_A, WORKER_B
 from tests.seed_issues import SUPERVISOR_B, WORKER_A2, put_issue, seed_issues
@@ -95,7 +96,8 @@ async def test_digest_now_and_schedule_for_admins(app, api, db):
     assert "digest" in await rjobs.catch_up(app)
     zh = Tg(app, api, ADMIN_ID, language_code="zh-hans")
     out = await zh.send("/lang")
-    await zh.press("中文", out[-1])  # that message: an overdue reminder may arrive meanwhile
+    # The /lang message itself: the outbox sender (every 2 s, real time) may deliver the overdue reminder meanwhile.
+    await zh.press("中文", next(m for m in out if any("中文" in label for label, _data in buttons(m))))
     text = (await zh.send("/schedule"))[-1]["text"]
     assert "每周摘要：下次 周一 5月25日 08:07（周一 08:07） · 上次 周一 5月18日 08:07" in text
     assert "走访进度提醒：下次 周四 5月21日 09:07（周一、周四 09:07）" in text and "消息发送：每 2 秒" in text
