@@ -21,9 +21,17 @@ async def load_kind(session: AsyncSession, kind: str) -> dict[str, object]:
 
 async def put(session: AsyncSession, kind: str, key: str, data: object) -> None:
     """Insert or replace one row (native upsert on both databases)."""
-    dialect = session.bind.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(PersistedState).values(kind=kind, key=key, data=data, updated_at=clock.now())
+    await put_many(session, [(kind, key, data)])
+
+
+async def put_many(session: AsyncSession, rows: list[tuple[str, str, object]]) -> None:
+    """Insert or replace rows (kind, key, data) in one statement (native upsert on both databases)."""
+    if not rows:
+        return
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    now = clock.now()
+    unique = {(kind, key): {"kind": kind, "key": key, "data": data, "updated_at": now} for kind, key, data in rows}
+    stmt = insert(PersistedState).values(list(unique.values()))
     stmt = stmt.on_conflict_do_update(
         index_elements=["kind", "key"], set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at}
     )
@@ -31,7 +39,15 @@ async def put(session: AsyncSession, kind: str, key: str, data: object) -> None:
 
 
 async def remove(session: AsyncSession, kind: str, key: str) -> None:
-    await session.exec(delete(PersistedState).where(PersistedState.kind == kind, PersistedState.key == key))  # type: ignore[call-overload]
+    await remove_many(session, [(kind, key)])
+
+
+async def remove_many(session: AsyncSession, rows: list[tuple[str, str]]) -> None:
+    by_kind: dict[str, list[str]] = {}
+    for kind, key in rows:
+        by_kind.setdefault(kind, []).append(key)
+    for kind, keys in by_kind.items():
+        await session.exec(delete(PersistedState).where(PersistedState.kind == kind, PersistedState.key.in_(keys)))  # type: ignore[call-overload,attr-defined]
 
 
 async def was_processed(session: AsyncSession, bot_id: int, update_id: int, digest: str, since: datetime) -> bool:

@@ -210,12 +210,12 @@ async def test_the_update_id_is_written_with_the_chat_state_or_not_at_all(settin
     u = Tg(app, api, WORKER_A)
     await walk_to(u, "PHOTOS")
     rows = await processed_rows(db)
-    real_put = state.put
+    real_put = state.put_many
 
     async def down(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise ConnectionError("database down")
 
-    monkeypatch.setattr(state, "put", down)
+    monkeypatch.setattr(state, "put_many", down)
     update = api.send_photo(TOKEN, WORKER_A, JPEG, **WHO)
     await u.raw(update)
     assert len(u.draft["data"]["photos"]) == 1  # in memory only
@@ -223,7 +223,7 @@ async def test_the_update_id_is_written_with_the_chat_state_or_not_at_all(settin
     # The process dies here: what it still held in memory is gone.
     app.engine._pending.clear()  # noqa: SLF001
     app.engine._processed.clear()  # noqa: SLF001
-    monkeypatch.setattr(state, "put", real_put)
+    monkeypatch.setattr(state, "put_many", real_put)
     await stop_app(app)
 
     app = await make_app(settings, db, api)
@@ -297,3 +297,42 @@ async def test_with_the_database_unreachable_for_the_check_the_update_is_still_h
     monkeypatch.setattr(state, "highest_processed", down)
     out = await u.send("/help")
     assert "Your commands" in out[-1]["text"] and len(handled) == 2
+
+
+# -- the chat states of many people, written together -----------------------------------------------------
+
+
+async def test_people_answering_at_once_share_a_transaction_and_each_reply_waits_for_its_own_state(app, api, db, monkeypatch):
+    """Group commit: while one chat-state transaction is being written, the states of the people who
+    answered meanwhile wait and go in the next one, together; still, nobody's update is finished
+    before a transaction holding their state has committed (a crash after it loses no step)."""
+    from models.users import Role, create_user
+
+    s = await seed(db)
+    people = [WORKER_A, *range(7100, 7112)]
+    async with db.session() as session:
+        for uid in people[1:]:
+            await create_user(session, uid, Role.WORKER, [s.grid_a], f"worker {uid}", "en")
+    engine = app.engine
+    real_put_many = state.put_many
+    batches: list[list[str]] = []
+
+    async def put_many(session, rows):  # noqa: ANN001, ANN202
+        if not batches:  # the first transaction is held until everybody's state is staged
+            while engine._staged < first_ticket + len(people):  # noqa: SLF001
+                await asyncio.sleep(0.01)
+        batches.append(sorted(key for _kind, key, _data in rows))
+        await real_put_many(session, rows)
+
+    monkeypatch.setattr(state, "put_many", put_many)
+    first_ticket = engine._staged  # noqa: SLF001
+
+    async def visit(uid: int) -> None:
+        await app.process_update(Update.de_json(api.send_text(TOKEN, uid, "/visit", **WHO), app.bot))
+        async with db.session() as session:  # finished: the state it produced is in the database
+            stored = await state.load_kind(session, "user_data")
+        assert stored[str(uid)]["draft"]["flow"] == "visit"
+
+    await asyncio.gather(*(visit(uid) for uid in people))
+    assert len(batches) == 2
+    assert len(batches[0]) == 1 and sorted(batches[0] + batches[1]) == sorted(str(uid) for uid in people)
