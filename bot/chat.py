@@ -131,6 +131,15 @@ class Abilities:
     commands_menu: bool = True  # a per-person command menu
 
 
+@dataclass(frozen=True)
+class SendLimits:
+    """How fast the outbox may send on a channel (its platform's limits, less room for replies):
+    messages a second over all chats, and to one chat."""
+
+    per_second: float = 20
+    per_chat_per_second: float = 1
+
+
 class ChannelError(Exception):
     """A send the channel could not make."""
 
@@ -159,6 +168,7 @@ class Channel(Protocol):
     name: str
     title: str  # the platform as a person calls it: "Telegram", "企业微信"
     abilities: Abilities
+    limits: SendLimits  # the outbox's rates on this channel
 
     async def send(self, address: str, text: str, markup: Markup = None) -> str | None: ...
 

@@ -27,10 +27,10 @@ by this process nor left in `sending` until a restart (tests/test_db_faults.py).
 A recipient is `channel:address` (models/outbox.py; `tg:` is Telegram's). A row whose channel is
 not running in this process waits, untouched, until a process that has it starts.
 
-Rates: at most `OUTBOX_RATE` messages a second per channel (aiolimiter; Telegram allows about 30,
-the rest is left to interactive replies), at most `OUTBOX_PER_CHAT_RATE` a second to one chat
-(a row whose chat was served too recently waits for the next pass, so one slow chat does not hold
-up the fan-out), 20 a minute per WeCom robot. A flood wait (Telegram's 429) pauses that channel's
+Rates: each channel says its own (`Channel.limits`): messages a second over all its chats
+(aiolimiter) and to one chat (a row whose chat was served too recently waits for the next pass, so
+one slow chat does not hold up the fan-out). Telegram's come from `OUTBOX_RATE` (it allows about
+30, the rest is left to interactive replies) and `OUTBOX_PER_CHAT_RATE`; 20 a minute per WeCom robot. A flood wait (Telegram's 429) pauses that channel's
 sends for its `retry_after`; WeCom errcode 45009 pauses that robot for a minute.
 """
 
@@ -95,8 +95,7 @@ class Sender:
     def __init__(self, app, http: httpx.AsyncClient | None = None) -> None:  # noqa: ANN001
         self.app = app
         self.http = http
-        self.limiters: dict[str, AsyncLimiter] = {}  # channel -> its overall rate
-        self.chat_gap = timedelta(seconds=1 / app.settings.outbox_per_chat_rate)
+        self.limiters: dict[str, AsyncLimiter] = {}  # channel -> its overall rate (the channel's own limits)
         self.last_sent: dict[str, datetime] = {}
         self.robot_sends: dict[str, deque[datetime]] = {}
         self.paused: dict[str, datetime] = {}  # a channel or a wecom recipient -> until
@@ -119,7 +118,8 @@ class Sender:
         if channel not in self.app.channels or self.paused.get(channel, now) > now:
             return True
         last = self.last_sent.get(row.recipient)
-        return last is not None and now - last < self.chat_gap
+        gap = timedelta(seconds=1 / self.app.channels[channel].limits.per_chat_per_second)
+        return last is not None and now - last < gap
 
     def _note_sent(self, row: Row, now: datetime) -> None:
         self.last_sent[row.recipient] = now
@@ -213,7 +213,7 @@ class Sender:
 
     def _limiter(self, channel: str) -> AsyncLimiter:
         if channel not in self.limiters:
-            self.limiters[channel] = AsyncLimiter(self.app.settings.outbox_rate, 1)
+            self.limiters[channel] = AsyncLimiter(self.app.channels[channel].limits.per_second, 1)
         return self.limiters[channel]
 
     async def _send(self, channel: str, address: str, row: Row) -> None:

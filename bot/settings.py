@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     overdue_reminder_schedule: str = "daily 08:37"
     digest_schedule: str = "mon 08:07"
     quiet_hours: str = "21:00-08:00"
-    outbox_rate: float = Field(default=20, gt=0, le=30, description="messages per second, all chats")
-    outbox_per_chat_rate: float = Field(default=1, gt=0, le=30, description="messages per second to one chat")
+    outbox_rate: float = Field(default=20, gt=0, le=30, description="Telegram outbox messages per second, all chats")
+    outbox_per_chat_rate: float = Field(default=1, gt=0, le=30, description="Telegram outbox messages per second to one chat")
     overdue_escalation_days: int = Field(default=3, ge=1, le=365)
     digest_chats: Annotated[dict[str, list[int]], NoDecode] = Field(default_factory=dict)
     wecom_robots: Annotated[dict[str, list[str]], NoDecode] = Field(default_factory=dict)

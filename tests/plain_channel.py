@@ -8,7 +8,7 @@ import itertools
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from bot.chat import BUTTON, COMMAND, PHOTO, TEXT, Abilities, Buttons, FileRef, Inbound, Markup, Refused, plain_text
+from bot.chat import BUTTON, COMMAND, PHOTO, TEXT, Abilities, Buttons, FileRef, Inbound, Markup, Refused, SendLimits, plain_text
 from bot.db import Database
 from bot.engine import Engine
 from bot.media import MediaStore
@@ -28,6 +28,7 @@ class PlainChannel:
     name = NAME
     title = "Plain"
     abilities = Abilities(edit=False, toast=False, location=False, contact_button=False, commands_menu=False)
+    limits = SendLimits(per_second=50, per_chat_per_second=5)
 
     def __init__(self) -> None:
         self.said: dict[str, list[Said]] = {}

@@ -165,3 +165,23 @@ async def test_flood_wait_pauses_telegram_sends_and_the_per_chat_rate_spaces_one
     assert (await delivery.drain(app)).sent == 1
     assert sent_texts(api, WORKER_A)[-3:] == ["a0", "a1", "a2"]
 
+
+async def test_each_channel_spaces_one_chats_messages_by_its_own_limits(db, settings):
+    """The per-chat rate is the channel's: the plain test channel allows 5 a second to one chat,
+    where Telegram allows 1 (above: nothing more within a second)."""
+    from tests.plain_channel import NAME as PLAIN
+    from tests.plain_channel import runtime
+
+    engine, channel = runtime(settings, db)
+    assert channel.limits.per_chat_per_second == 5
+    async with db.session() as s:
+        await outbox.enqueue(s, [NewMessage("t", f"p{i}", outbox.recipient(PLAIN, "wang.fang"), f"w{i}") for i in range(3)])
+    assert (await delivery.drain(engine.app)).sent == 1
+    clock.advance(timedelta(milliseconds=150))
+    assert (await delivery.drain(engine.app)).sent == 0  # within its 0.2 s
+    clock.advance(timedelta(milliseconds=50))
+    assert (await delivery.drain(engine.app)).sent == 1
+    clock.advance(timedelta(milliseconds=200))
+    assert (await delivery.drain(engine.app)).sent == 1
+    assert [said.text for said in channel.said["wang.fang"]] == ["w0", "w1", "w2"]
+

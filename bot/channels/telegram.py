@@ -49,6 +49,7 @@ from bot.chat import (
     Inbound,
     Markup,
     Refused,
+    SendLimits,
     Transient,
 )
 from bot.db import Database
@@ -157,6 +158,8 @@ class TelegramChannel:
     def __init__(self, settings: Settings, *, request: BaseRequest | None = None, updates_request: BaseRequest | None = None) -> None:
         if not settings.telegram_bot_token:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        # Telegram allows about 30 messages a second over all chats and 1 a second to one chat.
+        self.limits = SendLimits(settings.outbox_rate, settings.outbox_per_chat_rate)
         builder = (
             ApplicationBuilder()
             .application_class(GridApplication)
