@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE = 10.0  # seconds a job run in progress may take to finish when the process stops
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO weekday - 1; APScheduler's cron names
 JobCallback = Callable[["Runtime"], Awaitable[object]]
 
@@ -77,12 +78,21 @@ class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.aps = AsyncIOScheduler(timezone=runtime.settings.tz)  # public for tools that move the clock (the sandbox)
+        self._running: set[asyncio.Task] = set()  # job runs in progress, awaited by `stop`
 
     async def _run(self, name: str, callback: JobCallback) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
         try:
             await callback(self.runtime)
+        except asyncio.CancelledError:
+            log.warning("job %s was cut short: the process is stopping", name)
+            raise
         except Exception:  # noqa: BLE001 - one failed run must not stop the schedule
             log.exception("job %s failed; it runs again at its next time", name)
+        finally:
+            self._running.discard(task)  # type: ignore[arg-type]
 
     def _add(self, name: str, callback: JobCallback, trigger, **options) -> None:  # noqa: ANN001, ANN003
         self.aps.add_job(self._run, trigger, args=[name, callback], id=name, name=name, replace_existing=True, **options)
@@ -118,9 +128,19 @@ class Scheduler:
         if not self.aps.running:
             self.aps.start()
 
-    def stop(self) -> None:
-        if self.aps.running:
-            self.aps.shutdown(wait=False)
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """No new runs; a run in progress (an outbox pass, a reminder fan-out) may finish within
+        `grace` seconds, then it is cancelled (what it had not done is done at the next start)."""
+        if not self.aps.running:
+            return
+        self.aps.pause()  # no new runs; APScheduler's shutdown cancels the runs in progress, so wait first
+        running = [t for t in self._running if t is not asyncio.current_task()]
+        late: set[asyncio.Task] = set()
+        if running:
+            _done, late = await asyncio.wait(running, timeout=grace)
+        self.aps.shutdown(wait=False)
+        if late:  # cancelled by the shutdown: let them unwind
+            await asyncio.wait(late, timeout=1)
 
 
 class Runtime:
@@ -175,7 +195,7 @@ class Runtime:
                 await channel.close()
             except Exception:  # noqa: BLE001
                 log.warning("channel %s did not close cleanly", channel.name, exc_info=True)
-        self.scheduler.stop()
+        await self.scheduler.stop()
         if self._started:
             await self.engine.stop()
             self._started = False
