@@ -189,13 +189,17 @@ class Runtime:
                 await channel.receive()
 
     async def stop(self) -> None:
-        """Stop listening first, then the jobs, then write what is pending; every step runs even if one fails."""
+        """Stop the jobs first (a run in progress finishes while the channels can still send), then the
+        channels, then write what is pending; every step runs even if one fails."""
+        try:
+            await self.scheduler.stop()
+        except Exception:  # noqa: BLE001
+            log.warning("the scheduler did not stop cleanly", exc_info=True)
         for channel in self.channels.values():
             try:
                 await channel.close()
             except Exception:  # noqa: BLE001
                 log.warning("channel %s did not close cleanly", channel.name, exc_info=True)
-        await self.scheduler.stop()
         if self._started:
             await self.engine.stop()
             self._started = False

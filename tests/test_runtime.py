@@ -8,8 +8,34 @@ import asyncio
 from bot.runtime import Runtime
 
 
-async def test_stopping_waits_for_a_job_run_in_progress(settings, db):
+class Recording:
+    """A channel adapter that only records what happens to it."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.sent: list[str] = []
+
+    async def open(self, runtime: Runtime) -> None:
+        return None
+
+    async def receive(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def send(self, address: str, text: str) -> None:
+        if self.closed:
+            raise ConnectionError("the channel is closed")
+        self.sent.append(text)
+
+
+async def test_stopping_waits_for_a_job_run_in_progress_and_its_sends_still_go_out(settings, db):
     runtime = Runtime(settings, db, on_startup=_nothing)
+    channel = Recording()
+    runtime.add(channel)
     steps: list[str] = []
     started, release = asyncio.Event(), asyncio.Event()
 
@@ -18,6 +44,7 @@ async def test_stopping_waits_for_a_job_run_in_progress(settings, db):
         steps.append("begun")
         started.set()
         await release.wait()
+        await rt.channels["recording"].send("someone", "a reminder")  # the channels close after the jobs
         steps.append("finished")
 
     await runtime.start(startup=False)
@@ -28,7 +55,7 @@ async def test_stopping_waits_for_a_job_run_in_progress(settings, db):
     assert not stopping.done() and steps == ["begun"]  # stop waits for the run
     release.set()
     await stopping
-    assert steps == ["begun", "finished"]
+    assert steps == ["begun", "finished"] and channel.sent == ["a reminder"] and channel.closed
 
 
 async def test_a_job_that_outlasts_the_grace_is_cut_short_and_stop_returns(settings, db):
