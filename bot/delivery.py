@@ -30,8 +30,9 @@ not running in this process waits, untouched, until a process that has it starts
 Rates: each channel says its own (`Channel.limits`): messages a second over all its chats
 (aiolimiter) and to one chat (a row whose chat was served too recently waits for the next pass, so
 one slow chat does not hold up the fan-out). Telegram's come from `OUTBOX_RATE` (it allows about
-30, the rest is left to interactive replies) and `OUTBOX_PER_CHAT_RATE`; 20 a minute per WeCom robot. A flood wait (Telegram's 429) pauses that channel's
-sends for its `retry_after`; WeCom errcode 45009 pauses that robot for a minute.
+30, the rest is left to interactive replies) and `OUTBOX_PER_CHAT_RATE`; 20 a minute per WeCom
+robot. A flood wait (Telegram's 429) pauses that channel's sends for its `retry_after`; WeCom
+errcode 45009 pauses that robot for a minute.
 """
 
 from __future__ import annotations

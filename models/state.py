@@ -19,11 +19,6 @@ async def load_kind(session: AsyncSession, kind: str) -> dict[str, object]:
     return {key: data for key, data in rows.all()}
 
 
-async def put(session: AsyncSession, kind: str, key: str, data: object) -> None:
-    """Insert or replace one row (native upsert on both databases)."""
-    await put_many(session, [(kind, key, data)])
-
-
 async def put_many(session: AsyncSession, rows: list[tuple[str, str, object]]) -> None:
     """Insert or replace rows (kind, key, data) in one statement (native upsert on both databases)."""
     if not rows:
@@ -36,10 +31,6 @@ async def put_many(session: AsyncSession, rows: list[tuple[str, str, object]]) -
         index_elements=["kind", "key"], set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at}
     )
     await session.exec(stmt)  # type: ignore[call-overload]
-
-
-async def remove(session: AsyncSession, kind: str, key: str) -> None:
-    await remove_many(session, [(kind, key)])
 
 
 async def remove_many(session: AsyncSession, rows: list[tuple[str, str]]) -> None:
