@@ -147,7 +147,7 @@ DIAGNOSTICS = {
 }
 
 
-async def _noop() -> None:
+async def _noop(*_args: object) -> None:  # stands in for Engine.write(key, processed)
     return None
 
 
