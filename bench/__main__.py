@@ -68,26 +68,58 @@ def ms(s: float) -> str:
     return f"{s * 1000:.1f} ms"
 
 
+# gridbot / writer with updates straight into process_update, before the conversation engine
+# (BENCHMARKS.md of 2026-11-27, commit 7457497): "no ratio worse than today's" (issue 15).
+BEFORE_ENGINE = {("sqlite", 10): 0.25, ("sqlite", 100): 0.29, ("postgresql", 10): 0.35, ("postgresql", 100): 0.21}
+# As deployed: each Bot API call takes a network round trip. 10 ms is about the fastest a server
+# gets to a platform's API (a cloud server near api.telegram.org or qyapi.weixin.qq.com); farther
+# away it is 30-150 ms, which only widens the gap, since the plain bot waits out every call in turn.
+ROUND_TRIP_MS = 10
+
+
+def _figure(r: conversations.Result) -> str:
+    text = f"{r.rate:.0f} upd/s, p50 {ms(r.p50)}, p95 {ms(r.p95)}"
+    if r.retries:
+        text += f"; {r.retries} saves pressed again (database busy)"
+    if r.failed:
+        text += f"; {len(r.failed)} visits failed"
+    return text
+
+
 async def bench_conversations(rep: Report, engine: str, url: str, label: str, workers: tuple[int, ...], visits: dict[int, int],
                               hpg: int, writer: dict[int, conversations.Result] | None) -> dict[int, conversations.Result]:
+    """Updates straight into process_update (Feed, queued=False): the work per update, nobody queued."""
     out = {}
     for n in workers:
         r = await conversations.run_gridbot(url, n, visits[n], hpg, f"gridbot {label}")
         out[n] = r
-        label_ = f"{label}, no rate limiter"
-        text = f"{r.rate:.0f} upd/s, p50 {ms(r.p50)}, p95 {ms(r.p95)}"
-        if r.retries:
-            text += f"; {r.retries} saves pressed again (database busy)"
         if r.failed:
-            text += f"; {len(r.failed)} of {n * visits[n]} visits failed"
             rep.notes.append(f"{engine}, {label}, {n} workers: {len(r.failed)} visits failed; first: `{r.failed[0]}`")
+        name = f"{engine}: gridbot, {label}, work per update (no queue, no network), {n} workers ({r.updates} updates)"
         if writer is not None:
-            ratio = r.rate / writer[n].rate
-            rep.add("conversations", f"{engine}: gridbot, {label_}, {n} workers ({r.updates} updates)", text, f"{ratio:.2f}x",
-                    ">= 0.5x writer", ok=ratio >= 0.5)
+            ratio, before = r.rate / writer[n].rate, BEFORE_ENGINE[engine, n]
+            rep.add("conversations", name, _figure(r), f"{ratio:.2f}x", f">= {before:.2f}x writer (before the engine)", ok=ratio >= before)
         else:
-            rep.add("conversations", f"{engine}: gridbot, {label_}, {n} workers ({r.updates} updates)", text)
+            rep.add("conversations", name, _figure(r))
     return out
+
+
+async def bench_deployed(rep: Report, engine: str, url: str, workers: tuple[int, ...], visits: dict[int, int]) -> None:
+    """Both bots as deployed (Feed, queued=True): PTB's update queue, a network round trip per Bot API call.
+    The plain bot handles one update at a time (PTB's default), so its users queue behind each other."""
+    how = f"as deployed (update queue, Bot API round trip {ROUND_TRIP_MS} ms)"
+    for n in workers:
+        w = await conversations.run_baseline(url, n, visits[n], "writer deployed", queued=True, round_trip_ms=ROUND_TRIP_MS)
+        rep.add("conversations", f"{engine}: plain PTB writing bot, {how}, {n} workers ({w.updates} updates)", _figure(w))
+        g = await conversations.run_gridbot(url, n, visits[n], 600, "gridbot deployed", queued=True, round_trip_ms=ROUND_TRIP_MS)
+        ratio = g.rate / w.rate
+        name = f"{engine}: gridbot, {how}, {n} workers ({g.updates} updates)"
+        figure = _figure(g) + f" (writer p95 {ms(w.p95)})"
+        if engine == "postgresql" and n == max(workers):  # the issue's goal
+            rep.add("conversations", name, figure, f"{ratio:.2f}x", ">= 1.0x writer, p95 <= writer's",
+                    ok=ratio >= 1.0 and g.p95 <= w.p95 and not g.failed)
+        else:
+            rep.add("conversations", name, figure, f"{ratio:.2f}x writer")
 
 
 async def profile_conversation(url: str) -> str:
@@ -309,15 +341,17 @@ async def main_async(args: argparse.Namespace) -> Report:
             for n in workers:
                 r = await conversations.run_baseline(empty.url, n, visits[n], "writer")
                 writer[n] = r
-                rep.add("conversations", f"{engine}: plain PTB writing bot, {n} workers ({r.updates} updates)",
+                rep.add("conversations", f"{engine}: plain PTB writing bot, work per update (no queue, no network), {n} workers ({r.updates} updates)",
                         f"{r.rate:.0f} upd/s, p50 {ms(r.p50)}, p95 {ms(r.p95)}", f"{r.rate / echo[n].rate:.2f}x echo")
             empty_runs = await bench_conversations(rep, engine, empty.url, "empty db", workers, visits, 600, writer)
+            await bench_deployed(rep, engine, empty.url, workers, visits)
             if engine == engines[0]:  # as deployed: PTB's AIORateLimiter holds every bot at Telegram's 30 messages/s
                 r = await conversations.run_gridbot(empty.url, 10, min(visits[10], 4), 600, "limited", rate_limited=True)
                 rep.add("conversations", f"{engine}: gridbot as deployed (AIORateLimiter 30 msg/s), empty db, 10 workers ({r.updates} updates)",
                         f"{r.rate:.0f} upd/s, p50 {ms(r.p50)}, p95 {ms(r.p95)}", f"{r.rate / writer[10].rate:.2f}x writer")
-            missed = [n for n in workers if empty_runs[n].rate < 0.5 * writer[n].rate]
-            if missed:  # what bounds it: the same run with one piece of per-update work taken out
+            # What the work per update is made of: the same run with one piece taken out, and a profile.
+            missed = [n for n in workers if empty_runs[n].rate < writer[n].rate]
+            if missed:
                 for diag, what in conversations.DIAGNOSTICS.items():
                     r = await conversations.run_gridbot(empty.url, 10, min(visits[10], 4), 600, diag, diagnostic=diag)
                     rep.add("conversations", f"{engine}: diagnostic, not a fix — gridbot with {what}, empty db, 10 workers",
@@ -396,7 +430,10 @@ def write_markdown(rep: Report, path: Path, info: dict[str, str], args: argparse
               f"- city: {size.grids:,} grids, {size.households:,} households, {size.visits:,} visits, {size.issues:,} issues (with their events), "
               f"{size.patrols:,} patrols (with findings), {size.grids * size.shops_per_grid:,} shops, {size.grids * size.workers_per_grid:,} workers",
               f"- conversations: 10 workers x {rep.visits[10]} visits and 100 workers x {rep.visits[100]} visits, 10 updates per /visit; "
-              "'empty db' = only the workers' grids and households (no visits, issues, patrols)",
+              "'empty db' = only the workers' grids and households (no visits, issues, patrols); 'work per update' = updates handed "
+              "straight to process_update as fast as the workers send them, the Bot API answering at once (what one update costs); "
+              "'as deployed' = through PTB's update queue, each app dispatching as it runs in production (the plain bot one update "
+              f"at a time, PTB's default), each Bot API call taking a {ROUND_TRIP_MS} ms network round trip",
               f"- fan-out: {rep.fanout[0]:,} workers (20 per grid, 5 households per grid, no visits: every grid behind pace); delivery measured "
               f"over a bounded window of {rep.fanout[1]:.0f} s at the configured OUTBOX_RATE (default 20/s: all of them would take "
               f"{rep.fanout[0] / 20:.0f} s), the rest drained with the limiters lifted; lost/duplicates counted over all of them",

@@ -1,10 +1,12 @@
 """Benchmark 1: /visit conversations through the real Application, against plain PTB bots.
 
 N simulated workers (10 and 100) run concurrently, each completing /visit conversations one
-update at a time: the update goes through `process_update` of the real GridApplication, whose
-Bot API calls are answered in-process at the HTTP edge (bot/localapi.py). Bot-side time per
-update is the wall time of `process_update` (handlers, database, persistence write, Bot API
-calls). Baselines, same transport, same kinds of updates, same run:
+update at a time: the update goes to the real GridApplication, whose Bot API calls are answered
+in-process at the HTTP edge (sandbox/localapi.py). Two ways (Feed): straight into `process_update`
+(the work per update: handlers, database, state write, Bot API calls), or as deployed, through
+PTB's update queue with each Bot API call taking a network round trip. The time of an update is
+from the moment it is handed over until the app has handled it. Baselines, same transport, same
+kinds of updates, same run:
 - echo: a plain PTB Application answering each text and button press with one message;
 - writer: the same plus one row written per update to the same database with the same async engine.
 """
@@ -60,11 +62,44 @@ def _request(api: LocalBotAPI) -> HTTPXRequest:
     return HTTPXRequest(connection_pool_size=64, httpx_kwargs=api.httpx_kwargs())
 
 
-async def _timed(app: Application, update: dict, times: list[float]) -> None:
-    obj = Update.de_json(update, app.bot)
-    t0 = time.perf_counter()
-    await app.process_update(obj)
-    times.append(time.perf_counter() - t0)
+class Feed:
+    """How updates reach an app, and the time each takes until the app has handled it.
+
+    `queued=False`: straight into `process_update`, as fast and as concurrently as the workers send
+    them; what is measured is the work per update, with nobody queued behind anybody.
+    `queued=True`: onto PTB's update queue, as polling or a webhook delivers them, so each app
+    dispatches them as deployed: the plain bot one at a time (PTB's default), gridbot
+    CONCURRENT_UPDATES at once (bot/channels/telegram.py). The time of an update then includes its
+    wait in the queue.
+    """
+
+    def __init__(self, app: Application, queued: bool) -> None:
+        self.app = app
+        self.queued = queued
+        self._done: dict[int, asyncio.Future] = {}
+        if queued:
+            handle = app.process_update
+
+            async def process_and_report(update: object) -> None:  # the update loop calls the instance's
+                try:
+                    await handle(update)
+                finally:
+                    future = self._done.pop(update.update_id, None)
+                    if future is not None and not future.done():
+                        future.set_result(None)
+
+            app.process_update = process_and_report
+
+    async def send(self, update: dict, times: list[float]) -> None:
+        obj = Update.de_json(update, self.app.bot)
+        t0 = time.perf_counter()
+        if self.queued:
+            done = self._done[obj.update_id] = asyncio.get_running_loop().create_future()
+            await self.app.update_queue.put(obj)
+            await done
+        else:
+            await self.app.process_update(obj)
+        times.append(time.perf_counter() - t0)
 
 
 def _keyboard(api: LocalBotAPI, uid: int) -> dict:
@@ -88,16 +123,16 @@ def _address(k: int) -> str:
     return f"{1 + k // 40}栋{1 + k // 10 % 4}单元{101 + k % 10}"
 
 
-async def _gridbot_worker(app: Application, api: LocalBotAPI, n: int, visits: int, households_per_grid: int, times: list[float],
+async def _gridbot_worker(app: Application, feed: Feed, api: LocalBotAPI, n: int, visits: int, households_per_grid: int, times: list[float],
                           failed: list[str], retried: list[int]) -> None:
     uid = WORKER_TG + n
     rng = random.Random(n)
 
     async def text(t: str) -> None:
-        await _timed(app, api.send_text(TOKEN, uid, t, language_code="en"), times)
+        await feed.send(api.send_text(TOKEN, uid, t, language_code="en"), times)
 
     async def press(action: str, contains: str = "") -> None:
-        await _timed(app, _press(api, uid, action, contains), times)
+        await feed.send(_press(api, uid, action, contains), times)
 
     for _ in range(visits):
         # Part of an address (building and unit): a page of matches, of which the worker picks one.
@@ -152,11 +187,12 @@ async def _noop(*_args: object) -> None:  # stands in for Engine.write(key, proc
 
 
 async def run_gridbot(url: str, workers: int, visits: int, households_per_grid: int, label: str, rate_limited: bool = False,
-                      diagnostic: str | None = None) -> Result:
+                      diagnostic: str | None = None, queued: bool = False, round_trip_ms: float = 0) -> Result:
     """`rate_limited=False` removes PTB's AIORateLimiter (Telegram's 30 messages/s, as configured in bot/app.py) so the
     bot is measured on the same footing as the baselines; `True` measures it as deployed.
 
-    `diagnostic` (DIAGNOSTICS) removes one piece of per-update work, to measure what it costs: a bound, not a fix."""
+    `diagnostic` (DIAGNOSTICS) removes one piece of per-update work, to measure what it costs: a bound, not a fix.
+    `queued` (Feed) and `round_trip_ms` (the network time of each Bot API call) measure it as deployed."""
     import handlers.common as gate_module
 
     real_get_member = gate_module.get_member
@@ -170,14 +206,14 @@ async def run_gridbot(url: str, workers: int, visits: int, households_per_grid: 
 
         gate_module.get_member = cached
     try:
-        return await _run_gridbot(url, workers, visits, households_per_grid, label, rate_limited, diagnostic)
+        return await _run_gridbot(url, workers, visits, households_per_grid, label, rate_limited, diagnostic, queued, round_trip_ms)
     finally:
         gate_module.get_member = real_get_member
 
 
 async def _run_gridbot(url: str, workers: int, visits: int, households_per_grid: int, label: str, rate_limited: bool,
-                       diagnostic: str | None) -> Result:
-    api = LocalBotAPI(bot_username="gridbot_bench_bot")
+                       diagnostic: str | None, queued: bool, round_trip_ms: float) -> Result:
+    api = LocalBotAPI(bot_username="gridbot_bench_bot", round_trip_ms=round_trip_ms)
     db = Database(url)
     # Wall-clock artefacts, not the bot's work (bench/NOTES.md, "the conversation run that died"): the
     # draft timeout is a day, so a wall-clock jump (a paused VM) cannot expire drafts mid-run; PTB still
@@ -187,6 +223,7 @@ async def _run_gridbot(url: str, workers: int, visits: int, households_per_grid:
     if not rate_limited:
         app.bot._rate_limiter = None  # noqa: SLF001 - the benchmark's own comparison, not the app's behaviour
     await app.runtime.start(startup=False)
+    feed = Feed(app, queued)
     # The scheduled runs (reminders at 08:37/09:07 Asia/Shanghai, the Monday digest), the outbox drain
     # and the lease fire on the wall clock: on the city database a reminder run mid-measurement would
     # add a city-wide fan-out (and buttons in the workers' chats) to the figures. Benchmark 3 times them.
@@ -200,7 +237,7 @@ async def _run_gridbot(url: str, workers: int, visits: int, households_per_grid:
     skew = time.time() - time.monotonic()
     try:
         t0 = time.perf_counter()
-        await asyncio.gather(*(_gridbot_worker(app, api, n, visits, households_per_grid, times, failed, retried) for n in range(workers)))
+        await asyncio.gather(*(_gridbot_worker(app, feed, api, n, visits, households_per_grid, times, failed, retried) for n in range(workers)))
         wall = time.perf_counter() - t0
     finally:
         await app.runtime.stop()
@@ -250,19 +287,19 @@ def _baseline_app(api: LocalBotAPI, db: Database | None) -> Application:
     return app
 
 
-async def _baseline_worker(app: Application, api: LocalBotAPI, n: int, visits: int, times: list[float]) -> None:
+async def _baseline_worker(feed: Feed, api: LocalBotAPI, n: int, visits: int, times: list[float]) -> None:
     uid = WORKER_TG + n
     for _ in range(visits):
         for kind in VISIT_KINDS:
             if kind == "text":
-                await _timed(app, api.send_text(TOKEN, uid, "hello", language_code="en"), times)
+                await feed.send(api.send_text(TOKEN, uid, "hello", language_code="en"), times)
             else:
                 m = _keyboard(api, uid)
-                await _timed(app, api.press_button(TOKEN, uid, m["message_id"], "ok"), times)
+                await feed.send(api.press_button(TOKEN, uid, m["message_id"], "ok"), times)
 
 
-async def run_baseline(url: str | None, workers: int, visits: int, label: str) -> Result:
-    api = LocalBotAPI(bot_username="plain_bench_bot")
+async def run_baseline(url: str | None, workers: int, visits: int, label: str, queued: bool = False, round_trip_ms: float = 0) -> Result:
+    api = LocalBotAPI(bot_username="plain_bench_bot", round_trip_ms=round_trip_ms)
     db = Database(url) if url else None
     if db is not None:
         async with db.engine.begin() as conn:
@@ -270,11 +307,12 @@ async def run_baseline(url: str | None, workers: int, visits: int, label: str) -
     app = _baseline_app(api, db)
     await app.initialize()
     await app.start()
+    feed = Feed(app, queued)
     times: list[float] = []
     try:
         # The first message of each chat is from the user: make one keyboard to press.
         t0 = time.perf_counter()
-        await asyncio.gather(*(_baseline_worker(app, api, n, visits, times) for n in range(workers)))
+        await asyncio.gather(*(_baseline_worker(feed, api, n, visits, times) for n in range(workers)))
         wall = time.perf_counter() - t0
     finally:
         await app.stop()

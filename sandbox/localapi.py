@@ -932,8 +932,12 @@ class LocalBotAPI:
         *,
         clock: Callable[[], float] | None = None,
         strict_html_ampersand: bool = True,
+        round_trip_ms: float = 0,
     ) -> None:
+        """`round_trip_ms`: every Bot API call takes this long, half on the way in (before Telegram
+        acts on it) and half on the way back, as the network between a bot and Telegram does."""
         self.bot_username = bot_username
+        self.round_trip_ms = round_trip_ms
         self.bot_first_name = bot_first_name
         self.strict_html_ampersand = strict_html_ampersand
         self._clock = clock or time.time
@@ -1157,6 +1161,8 @@ class LocalBotAPI:
             self.calls.append((name, logged))
             self._call_tokens.append(token)
             fault = self._take_fault(name)
+        if self.round_trip_ms:
+            await asyncio.sleep(self.round_trip_ms / 2000)
         if fault is not None:
             if fault.drop:
                 if fault.delay_ms:
@@ -1169,6 +1175,8 @@ class LocalBotAPI:
         status, body = await self._dispatch(token, name, p, uploads, decode_error)
         if fault is not None and fault.delay_ms:
             await asyncio.sleep(fault.delay_ms / 1000)
+        if self.round_trip_ms:
+            await asyncio.sleep(self.round_trip_ms / 2000)
         return status, body
 
     async def _dispatch(
