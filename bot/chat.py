@@ -72,6 +72,7 @@ class Inbound:
     edited: bool = False  # an edit of a message sent before (it changes nothing)
     name: str = ""  # the person's name as the platform shows it
     language: str | None = None  # the platform's language for the person
+    choice: str = ""  # for TEXT: the data of the button whose number the text is (numbered-list channels)
     dedupe: tuple[int, int] | None = None  # (scope, number) recorded as handled, or None
     digest: str = ""  # of the event's content: an id seen again with other content is a new event
 

@@ -30,11 +30,19 @@ def _settings() -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings()
-    if not settings.telegram_bot_token:
-        print("configuration error: no chat channel is configured: set TELEGRAM_BOT_TOKEN (from @BotFather, see README)",
+    if bool(settings.wecom_bot_id) != bool(settings.wecom_bot_secret):
+        missing = "WECOM_BOT_SECRET" if settings.wecom_bot_id else "WECOM_BOT_ID"
+        print(f"configuration error: {missing} is not set; the WeCom AI bot needs both its BotID and its Secret (see README)",
               file=sys.stderr)
         return 2
+    if not settings.telegram_bot_token and not settings.wecom_bot_configured:
+        print("configuration error: no chat channel is configured: set TELEGRAM_BOT_TOKEN (from @BotFather), or WECOM_BOT_ID "
+              "and WECOM_BOT_SECRET (the WeCom AI bot); see README", file=sys.stderr)
+        return 2
     webhook = None
+    if args.webhook and not settings.telegram_bot_token:
+        print("configuration error: --webhook is Telegram's, and TELEGRAM_BOT_TOKEN is not set", file=sys.stderr)
+        return 2
     if args.webhook:
         webhook = _webhook_config(args, settings.telegram_bot_token, settings.webhook_secret_token)
         if isinstance(webhook, str):
@@ -45,7 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.logs import setup_logging
     from bot.runtime import Runtime, StartError
 
-    setup_logging(settings.log_level, [settings.telegram_bot_token] + ([webhook["secret_token"]] if webhook else []))
+    secrets = [settings.telegram_bot_token, settings.wecom_bot_secret] + ([webhook["secret_token"]] if webhook else [])
+    setup_logging(settings.log_level, [s for s in secrets if s])
     log.info("applying pending migrations")
     try:
         db.upgrade(settings.database_url)
@@ -63,13 +72,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         runtime = Runtime(settings)
         runtime.lease_holder = holder  # renewed by a job (handlers/reminders.py)
-        telegram = TelegramChannel(settings)
-        telegram.webhook = webhook
-        runtime.add(telegram)
-        if webhook is None:
-            log.info("gridbot starts: Telegram by long polling")
-        else:
-            log.info("gridbot starts: Telegram by webhook, server on %s:%s for %s", webhook["listen"], webhook["port"], args.webhook)
+        if settings.telegram_bot_token:
+            telegram = TelegramChannel(settings)
+            telegram.webhook = webhook
+            runtime.add(telegram)
+            if webhook is None:
+                log.info("gridbot starts: Telegram by long polling")
+            else:
+                log.info("gridbot starts: Telegram by webhook, server on %s:%s for %s", webhook["listen"], webhook["port"], args.webhook)
+        if settings.wecom_bot_configured:
+            from bot.channels.wecom_bot import WeComBotChannel
+
+            runtime.add(WeComBotChannel(settings))
+            log.info("gridbot starts: WeCom AI bot over the long connection to %s", settings.wecom_ws_url)
         try:
             asyncio.run(runtime.run())
         except StartError as exc:

@@ -287,6 +287,26 @@ async def disable_robot(app, recipient: str, errcode: int) -> None:  # noqa: ANN
     log.error("WeCom robot %s disabled after errcode %s", recipient, errcode)
 
 
+async def alert_admins(app, kind: str, message: str, **fields: object) -> None:  # noqa: ANN001
+    """An urgent outbox message to every active admin, in their language (`message` is an N_() text,
+    formatted with `fields`). Never raises: an alert must not take down what raised it."""
+    from bot.i18n import gettext_for, resolve_language
+    from models.reminders import admins
+
+    try:
+        async with app.db.session() as session:
+            messages = []
+            for admin in await admins(session):
+                if admin.recipient is None:
+                    continue
+                _ = gettext_for(resolve_language(admin.language, None, app.settings.default_language))
+                messages.append(NewMessage(kind, clock.now().isoformat(timespec="seconds"), admin.recipient,
+                                           _(message).format(**fields), urgent=True))
+            await outbox.enqueue(session, messages)
+    except Exception:  # noqa: BLE001
+        log.exception("could not queue the admins' alert %s", kind)
+
+
 def sender_for(app) -> Sender:  # noqa: ANN001
     sender = getattr(app, "outbox_sender", None)
     if sender is None:

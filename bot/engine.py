@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.chat import BUTTON, COMMAND, Channel, Inbound
+from bot.chat import BUTTON, COMMAND, TEXT, Channel, Inbound
 from bot.context import GridContext
 from models import clock, state
 
@@ -81,6 +81,9 @@ class FlowRoutes(Protocol):
     def entry(self, event: Inbound) -> Handler | None:
         """The handler that opens this flow for an event (its command, its buttons)."""
 
+    def takes_text(self, ctx: GridContext) -> bool:
+        """Whether the draft's current step takes typed text (then a typed number is text, not a button's)."""
+
     def timer_due(self, settings, draft: dict) -> datetime:  # noqa: ANN001 - bot.settings.Settings
         """When the draft expires if nothing happens meanwhile."""
 
@@ -104,6 +107,9 @@ class Routes:
     def find(self, event: Inbound, ctx: GridContext) -> Handler | None:
         draft = ctx.draft
         active = self.flows.get(draft["flow"]) if draft else None
+        if event.kind == TEXT and event.choice and not (active is not None and active.takes_text(ctx)):
+            # A number replied to a numbered list of buttons, where no typed text is awaited: that button.
+            event.kind, event.button = BUTTON, event.choice
         if active is not None:
             handler = active.route(event, ctx)
             if handler is not None:

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./gridbot.db"
     admin_telegram_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     admins: Annotated[list[tuple[str, str]], NoDecode] = Field(default_factory=list)  # ADMINS=telegram:9001,wecom:zhangsan
+    # -- WeCom 智能机器人 over its long connection (bot/channels/wecom_bot.py) --
+    wecom_bot_id: str | None = None
+    wecom_bot_secret: str | None = None
+    wecom_ws_url: str = "wss://openws.work.weixin.qq.com"
+    admin_wecom_userids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     timezone: str = "Asia/Shanghai"
     default_language: str = "zh_CN"
     conversation_timeout_minutes: int = Field(default=15, ge=1, le=24 * 60)
@@ -107,9 +112,45 @@ class Settings(BaseSettings):
             return out
         return v
 
+    @field_validator("wecom_bot_id", "wecom_bot_secret")
+    @classmethod
+    def _wecom_credential(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        if any(c.isspace() for c in v.strip()):
+            raise ValueError("has a space in it; copy it from the WeCom admin console (智能机器人 → API 模式 → 长连接) as it is")
+        return v.strip()
+
+    @field_validator("wecom_ws_url")
+    @classmethod
+    def _wecom_url(cls, v: str) -> str:
+        v = v.strip()
+        if not re.match(r"^wss://[^/\s]+", v) and not re.match(r"^ws://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", v):
+            raise ValueError("must be a wss:// address (the default wss://openws.work.weixin.qq.com, or the one your private "
+                             "deployment shows); plain ws:// only on this machine (127.0.0.1), for tests and the sandbox")
+        return v
+
+    @field_validator("admin_wecom_userids", mode="before")
+    @classmethod
+    def _wecom_userids(cls, v: object) -> object:
+        if isinstance(v, str):
+            parts = [p.strip() for p in v.split(",") if p.strip()]
+            bad = [p for p in parts if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z_\-@.]{0,63}", p)]
+            if bad:
+                raise ValueError(f"must be comma-separated WeCom userids (成员UserID: letters, digits, _-@.); got {bad[0]!r}")
+            return parts
+        return v
+
+    @property
+    def wecom_bot_configured(self) -> bool:
+        return bool(self.wecom_bot_id and self.wecom_bot_secret)
+
     def is_configured_admin(self, channel: str, key: str) -> bool:
-        """Named an admin in the settings: ADMINS (any channel) or ADMIN_TELEGRAM_IDS (Telegram's)."""
+        """Named an admin in the settings: ADMINS (any channel), ADMIN_TELEGRAM_IDS (Telegram's) or
+        ADMIN_WECOM_USERIDS (WeCom's; userids compare without case, as WeCom's directory does)."""
         if channel == "telegram" and key.isdigit() and int(key) in self.admin_telegram_ids:
+            return True
+        if channel == "wecom" and key.lower() in {u.lower() for u in self.admin_wecom_userids}:
             return True
         return (channel, key) in self.admins
 

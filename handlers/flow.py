@@ -290,6 +290,10 @@ class Flow:
                     return handler
         return None
 
+    def takes_text(self, context: GridContext) -> bool:
+        step = self.steps.get((context.draft or {}).get("step"))
+        return step is not None and step.on_text is not None
+
     def route(self, event: Inbound, context: GridContext) -> Handler | None:
         """While this flow's draft is open: its step's handler for the event, the wrong-kind
         answer, /cancel, or the offer to resume for a flow command. None lets the event go on (a

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 
-from bot.chat import CLEAR, COMMAND, AskContact, Button, Buttons, ChannelError, Inbound
+from bot.chat import CLEAR, COMMAND, OPENED, AskContact, Button, Buttons, ChannelError, Inbound
 from bot.context import GridContext
 from bot.engine import Command, OnButton
 from bot.i18n import N_, gettext_for
@@ -316,7 +316,9 @@ async def cancel_outside_flow(event: Inbound, context: GridContext) -> None:
 async def outside_any_flow(event: Inbound, context: GridContext) -> None:
     """A message no flow is waiting for."""
     closed = timed_out_flow(context)
-    if closed is not None and event.kind != COMMAND:  # the first message after a timeout closed a form
+    if event.kind == OPENED:  # the person opened the chat (WeCom's enter_chat): the welcome is their menu
+        await help_command(event, context)
+    elif closed is not None and event.kind != COMMAND:  # the first message after a timeout closed a form
         await context.reply(context._("That form is no longer open. Send /{command} to start again.").format(command=closed.command))
     elif event.kind == COMMAND or event.text.startswith("/"):
         await context.reply(context._("Unknown command. Send /help to see yours."))

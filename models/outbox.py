@@ -30,9 +30,11 @@ from models.tables import OutboxMessage
 PENDING, SENDING, SENT, FAILED, DEAD = "pending", "sending", "sent", "failed", "dead"
 STATES = (PENDING, SENDING, SENT, FAILED, DEAD)
 
-WECOM_ROBOT = "wecom"  # the prefix of a WeCom group robot's recipient (not a conversation channel)
-# Stored prefixes that differ from the channel's name (Telegram's rows were `tg:` before channels had names).
-PREFIX = {"telegram": "tg"}
+ROBOT_PREFIX = "wecom"  # a WeCom group robot's recipient is `wecom:<robot id>` (bot/wecom.py)
+WECOM_ROBOT = "wecom-robot"  # what `split_recipient` gives for one: no conversation channel is called so
+# Stored prefixes that differ from the channel's name: Telegram's rows were `tg:` before channels had
+# names, and `wecom:` was taken by the group robots before the WeCom AI bot channel (named "wecom").
+PREFIX = {"telegram": "tg", "wecom": "wxuser"}
 _CHANNEL = {prefix: name for name, prefix in PREFIX.items()}
 
 
@@ -44,6 +46,8 @@ def recipient(channel: str, address: str) -> str:
 def split_recipient(value: str) -> tuple[str, str]:
     """(channel name, address) of a recipient; (WECOM_ROBOT, robot id) for a group robot."""
     prefix, _, address = value.partition(":")
+    if prefix == ROBOT_PREFIX:
+        return WECOM_ROBOT, address
     return _CHANNEL.get(prefix, prefix), address
 
 

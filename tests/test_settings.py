@@ -16,7 +16,8 @@ BASE = {"TELEGRAM_BOT_TOKEN": "123456:ABCdef", "DATABASE_URL": "sqlite:///./x.db
 def run(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k.upper() not in {
         "TELEGRAM_BOT_TOKEN", "DATABASE_URL", "ADMIN_TELEGRAM_IDS", "TIMEZONE", "DEFAULT_LANGUAGE",
-        "CONVERSATION_TIMEOUT_MINUTES", "VISIT_TARGET_PERCENT", "TELEGRAM_API_BASE_URL", "LOG_LEVEL"}}
+        "CONVERSATION_TIMEOUT_MINUTES", "VISIT_TARGET_PERCENT", "TELEGRAM_API_BASE_URL", "LOG_LEVEL", "WECOM_BOT_ID",
+        "WECOM_BOT_SECRET", "WECOM_WS_URL", "ADMIN_WECOM_USERIDS"}}
     return subprocess.run([GRIDBOT, *(args or ("run",))], env={**clean, **env}, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
 
@@ -31,6 +32,10 @@ def run(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.Completed
     ("CONVERSATION_TIMEOUT_MINUTES", "0", "greater than or equal to 1"),
     ("VISIT_TARGET_PERCENT", "lots", "valid number"),
     ("TELEGRAM_API_BASE_URL", "ftp://x", "http(s) URL"),
+    ("WECOM_WS_URL", "https://openws.work.weixin.qq.com", "must be a wss:// address"),
+    ("WECOM_WS_URL", "ws://example.org:8080", "plain ws:// only on this machine"),
+    ("ADMIN_WECOM_USERIDS", "zhangsan,张三", "WeCom userids"),
+    ("WECOM_BOT_SECRET", "abc def", "has a space in it"),
 ])
 def test_bad_setting_is_one_clear_line(tmp_path, name, value, message):
     result = run({**BASE, name: value}, tmp_path)
@@ -43,8 +48,14 @@ def test_bad_setting_is_one_clear_line(tmp_path, name, value, message):
 def test_missing_token(tmp_path):
     result = run({"DATABASE_URL": "sqlite:///./x.db"}, tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("configuration error: no chat channel is configured: "
-                                     "set TELEGRAM_BOT_TOKEN (from @BotFather, see README)")
+    assert result.stderr.strip() == ("configuration error: no chat channel is configured: set TELEGRAM_BOT_TOKEN (from "
+                                     "@BotFather), or WECOM_BOT_ID and WECOM_BOT_SECRET (the WeCom AI bot); see README")
+
+
+def test_half_a_wecom_bot_is_one_clear_line(tmp_path):
+    result = run({"DATABASE_URL": "sqlite:///./x.db", "WECOM_BOT_ID": "aibot123"}, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("configuration error: WECOM_BOT_SECRET is not set; the WeCom AI bot needs both")
 
 
 def test_an_unreachable_platform_is_one_line_not_a_traceback(tmp_path):
