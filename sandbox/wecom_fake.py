@@ -72,10 +72,9 @@ class Shown:
 
     @property
     def buttons(self) -> list[tuple[str, str]]:
-        """(text, key) of the card's buttons and dropdown options, in order."""
+        """(text, key) of the card's buttons, in order."""
         card = self.card or {}
-        out = [(b.get("text", ""), b.get("key", "")) for b in card.get("button_list", [])]
-        return out
+        return [(b.get("text", ""), b.get("key", "")) for b in card.get("button_list", [])]
 
 
 @dataclass
@@ -111,6 +110,7 @@ class FakeWeCom:
         self._uploaded: dict[str, tuple[str, bytes]] = {}  # media_id -> (type, bytes)
         self.shown: dict[str, list[Shown]] = {}
         self.frames: list[dict] = []  # every frame the bot sent, in order
+        self.last_push: dict | None = None  # the last callback pushed to the bot (to deliver it again)
         self.refusals: list[tuple[str, int, str]] = []  # (cmd, errcode, why) of every frame refused
         self.subscribes = 0
         # faults

@@ -43,6 +43,13 @@ async def start(settings, db, fake: FakeWeCom, **channel_options):  # noqa: ANN0
     return runtime, channel
 
 
+async def start_with_worker(settings, db, fake: FakeWeCom):  # noqa: ANN001, ANN201
+    """The seeded street, worker A known on WeCom as `wangfang`, and the runtime connected to the fake."""
+    await seed(db)
+    await bind(db, WORKER_A, "wangfang")
+    return await start(settings, db, fake)
+
+
 async def bind(db, telegram_id: int, userid: str) -> None:  # noqa: ANN001
     """A seeded person (registered on Telegram) gets a WeCom identity, as an admin's pre-binding would."""
     async with db.session() as session:
@@ -89,9 +96,7 @@ async def visits(db):  # noqa: ANN001, ANN201
 
 
 async def test_a_worker_logs_a_visit_with_a_photo_typed_numbers_and_card_buttons(settings, db, wecom):
-    await seed(db)
-    await bind(db, WORKER_A, "wangfang")
-    runtime, channel = await start(settings, db, wecom)
+    runtime, channel = await start_with_worker(settings, db, wecom)
     try:
         u = Person(wecom, "wangfang")
         out = await u.says("走访")  # the word people type for /visit
@@ -126,9 +131,7 @@ async def test_a_worker_logs_a_visit_with_a_photo_typed_numbers_and_card_buttons
 
 
 async def test_opening_the_chat_gets_the_welcome_and_a_stranger_is_told_how_to_join(settings, db, wecom):
-    await seed(db)
-    await bind(db, WORKER_A, "wangfang")
-    runtime, _channel = await start(settings, db, wecom)
+    runtime, _channel = await start_with_worker(settings, db, wecom)
     try:
         await wecom.enter("wangfang")
         (welcome,) = await wecom.wait_for("wangfang", 1)
@@ -141,9 +144,7 @@ async def test_opening_the_chat_gets_the_welcome_and_a_stranger_is_told_how_to_j
 
 
 async def test_a_number_replied_to_a_list_presses_that_button(settings, db, wecom):
-    await seed(db)
-    await bind(db, WORKER_A, "wangfang")
-    runtime, _channel = await start(settings, db, wecom)
+    runtime, _channel = await start_with_worker(settings, db, wecom)
     try:
         u = Person(wecom, "wangfang")
         out = await u.says("/lang")
@@ -158,9 +159,7 @@ async def test_a_number_replied_to_a_list_presses_that_button(settings, db, weco
 
 @pytest.mark.parametrize("drop", ["close 1000", "close 1001", "close 1011", "abort", "silent pings"])
 async def test_after_each_kind_of_drop_it_reconnects_and_loses_no_message(settings, db, wecom, drop):
-    await seed(db)
-    await bind(db, WORKER_A, "wangfang")
-    runtime, channel = await start(settings, db, wecom)
+    runtime, channel = await start_with_worker(settings, db, wecom)
     try:
         u = Person(wecom, "wangfang")
         await u.says("/visit")
@@ -185,9 +184,7 @@ async def test_after_each_kind_of_drop_it_reconnects_and_loses_no_message(settin
 
 
 async def test_a_frame_delivered_again_is_handled_once(settings, db, wecom):
-    await seed(db)
-    await bind(db, WORKER_A, "wangfang")
-    runtime, _channel = await start(settings, db, wecom)
+    runtime, _channel = await start_with_worker(settings, db, wecom)
     try:
         u = Person(wecom, "wangfang")
         await u.says("/visit")

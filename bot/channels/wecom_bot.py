@@ -138,6 +138,7 @@ class Connection:
         self._acks: dict[str, asyncio.Future] = {}
         self._serial: dict[str, asyncio.Lock] = {}
         self._missed = 0
+        self._last_problem = ""  # why the last session ended, for the log and a failed start
         self._closing = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -150,7 +151,7 @@ class Connection:
     async def first_session(self, timeout: float) -> None:
         """Wait for the first subscribe; raise what stopped it (refused credentials, unreachable)."""
         waiter = asyncio.ensure_future(self.ready.wait())
-        done, _ = await asyncio.wait({waiter, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[arg-type]
+        await asyncio.wait({waiter, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[arg-type]
         waiter.cancel()
         if self.fatal is not None:
             raise AuthRefused(self.fatal)
@@ -168,8 +169,6 @@ class Connection:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-
-    _last_problem: str = ""
 
     async def run(self) -> None:
         attempt = 0
